@@ -1,0 +1,16 @@
+"""sporeflow: a MindSpore-style deep-learning framework whose every step is compiled.
+
+    import sporeflow as sf            # in place of `import mindspore as ms`
+"""
+from .ir import dtypes as _dtypes
+from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, float_, half, int8, int16,  # noqa: F401
+                        int32, int64, int_, uint8, uint32)
+from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
+from .frontend.tensor import Parameter, Tensor  # noqa: F401
+from .frontend.jit import jit  # noqa: F401
+from .frontend.random import set_seed  # noqa: F401
+from . import ops  # noqa: F401
+from . import backends  # noqa: F401
+
+dtype = _dtypes
+__version__ = "0.1.0"

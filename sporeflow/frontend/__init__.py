@@ -1,0 +1,1 @@
+"""The user-facing frontend: Tensor, Parameter, Cell, tracing, jit, transforms, nn."""

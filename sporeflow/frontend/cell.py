@@ -1,0 +1,178 @@
+"""nn.Cell: the MindSpore module. Parameters are named by attribute path (`fc1.weight`);
+`__call__` runs `construct` eagerly in PYNATIVE mode and compiled in GRAPH mode; while
+tracing, each Cell pushes its scope (`Net.fc1`) so IR nodes say where they come from."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator
+
+from .tensor import Parameter, Tensor
+from .tracer import current_trace
+
+
+class Cell:
+    """Base class of all layers and networks. Subclasses define `construct`."""
+
+    def __init__(self, auto_prefix: bool = True, flags=None):
+        object.__setattr__(self, "_params", OrderedDict())
+        object.__setattr__(self, "_cells", OrderedDict())
+        object.__setattr__(self, "_auto_prefix", auto_prefix)
+        object.__setattr__(self, "training", False)
+        object.__setattr__(self, "_graph_fn", None)
+        object.__setattr__(self, "_bprop_cache", {})
+
+    # -- attribute registration -------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if "_params" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before setting "
+                               "attributes")
+        params, cells = self.__dict__["_params"], self.__dict__["_cells"]
+        params.pop(name, None)
+        cells.pop(name, None)
+        if isinstance(value, Parameter):
+            if not value._name_set or value.name == "Parameter":
+                value.name = name
+                value._name_set = True
+            params[name] = value
+        elif isinstance(value, Cell):
+            if self._auto_prefix:
+                value._prefix_names(name)
+            cells[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._params.pop(name, None)
+        self._cells.pop(name, None)
+        object.__delattr__(self, name)
+
+    def _prefix_names(self, prefix: str) -> None:
+        for _, p in self.parameters_and_names():
+            p.name = f"{prefix}.{p.name}"
+
+    def insert_param_to_cell(self, param_name: str, param: Parameter, check_name_contain_dot=True) -> None:
+        setattr(self, param_name, param)
+
+    def insert_child_to_cell(self, child_name: str, child_cell: "Cell") -> None:
+        setattr(self, child_name, child_cell)
+
+    # -- traversal ----------------------------------------------------------------------------------
+    def cells_and_names(self, cells=None, name_prefix: str = "") -> Iterator[tuple[str, "Cell"]]:
+        seen = set() if cells is None else cells
+        if id(self) in seen:
+            return
+        seen.add(id(self))
+        yield name_prefix, self
+        for n, c in self._cells.items():
+            yield from c.cells_and_names(seen, f"{name_prefix}.{n}" if name_prefix else n)
+
+    def name_cells(self) -> dict:
+        return OrderedDict(self._cells)
+
+    def cells(self):
+        return list(self._cells.values())
+
+    def parameters_and_names(self, name_prefix: str = "", expand: bool = True) -> Iterator[tuple[str, Parameter]]:
+        seen = set()
+        for _, cell in self.cells_and_names():
+            for p in cell._params.values():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p.name, p
+            if not expand:
+                break
+
+    def get_parameters(self, expand: bool = True) -> Iterator[Parameter]:
+        for _, p in self.parameters_and_names(expand=expand):
+            yield p
+
+    def trainable_params(self, recurse: bool = True) -> list[Parameter]:
+        return [p for p in self.get_parameters(recurse) if p.requires_grad]
+
+    def untrainable_params(self, recurse: bool = True) -> list[Parameter]:
+        return [p for p in self.get_parameters(recurse) if not p.requires_grad]
+
+    def parameters_dict(self, recurse: bool = True) -> "OrderedDict[str, Parameter]":
+        return OrderedDict(self.parameters_and_names(expand=recurse))
+
+    # -- modes ----------------------------------------------------------------------------------------
+    def set_train(self, mode: bool = True) -> "Cell":
+        for _, c in self.cells_and_names():
+            object.__setattr__(c, "training", bool(mode))
+        return self
+
+    def training_signature(self) -> tuple:
+        return tuple(c.training for _, c in self.cells_and_names())
+
+    def set_grad(self, requires_grad: bool = True) -> "Cell":
+        return self
+
+    def to_float(self, dst_type) -> "Cell":
+        object.__setattr__(self, "_compute_dtype", dst_type)
+        return self
+
+    @property
+    def phase(self) -> str:
+        return "train" if self.training else "predict"
+
+    # -- calling ----------------------------------------------------------------------------------------
+    def construct(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define construct()")
+
+    def __call__(self, *args, **kwargs):
+        trace = current_trace()
+        if trace is not None:
+            return self._traced_call(trace, args, kwargs)
+        from ..context import GRAPH_MODE, get_context
+        if get_context("mode") == GRAPH_MODE:
+            if self._graph_fn is None:
+                from .jit import JitFunction
+                object.__setattr__(self, "_graph_fn", JitFunction(self, name=type(self).__name__))
+            return self._graph_fn(*args, **kwargs)
+        return self._call_construct(args, kwargs)
+
+    def _call_construct(self, args, kwargs):
+        if type(self).bprop is not Cell.bprop:
+            from .custom_grad import call_with_bprop
+            return call_with_bprop(self, args, kwargs)
+        return self.construct(*args, **kwargs)
+
+    def _traced_call(self, trace, args, kwargs):
+        parent = trace.scopes[-1] if trace.scopes else None
+        if parent is None:
+            scope = type(self).__name__
+        else:
+            pcell, pscope = parent
+            name = next((n for n, c in pcell._cells.items() if c is self), type(self).__name__)
+            scope = f"{pscope}.{name}"
+        trace.scopes.append((self, scope))
+        try:
+            return self._call_construct(args, kwargs)
+        finally:
+            trace.scopes.pop()
+
+    def bprop(self, *args):
+        """Override as `bprop(self, *inputs, out, dout)` to give the Cell a custom backward."""
+        raise NotImplementedError
+
+    # -- misc ---------------------------------------------------------------------------------------------
+    def extend_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}<{self.extend_repr()}>" if self.extend_repr() else f"{type(self).__name__}<"]
+        if not self._cells:
+            return lines[0] + (">" if not self.extend_repr() else "")
+        for n, c in self._cells.items():
+            sub = repr(c).replace("\n", "\n  ")
+            lines.append(f"  ({n}): {sub}")
+        lines.append("  >")
+        return "\n".join(lines)
+
+    def update_parameters_name(self, prefix: str = "", recurse: bool = True) -> None:
+        for _, p in self.parameters_and_names():
+            p.name = prefix + p.name
+
+    def apply(self, fn) -> "Cell":
+        for _, c in self.cells_and_names():
+            fn(c)
+        return self

@@ -1,0 +1,8 @@
+"""`sporeflow.ops`: the functional namespace under MindSpore 2.x names."""
+from .array_ops import *  # noqa: F401,F403
+from .array_ops import getitem  # noqa: F401
+from .control_ops import ForiLoop, Scan, WhileLoop, cond, fori_loop, scan, while_loop  # noqa: F401
+from .math_ops import *  # noqa: F401,F403
+from .math_ops import abs, all, any, max, min, pow, sum  # noqa: F401,A004
+from .nn_ops import *  # noqa: F401,F403
+from .state_ops import assign, assign_add, assign_sub, depend  # noqa: F401

@@ -1,0 +1,220 @@
+"""`sf.jit`: trace once per signature, compile with a backend, run natively afterwards.
+
+The cache key is built from named parts (argument structure, tensor types, static values,
+captured parameter types, the Cells' train flags, the backend); when a call misses, the part
+that differs from the closest cached entry is logged and kept in `last_retrace_reason`, as
+JAX's explain-cache-misses does. The staged API `jit(f).trace(*args)` returns the graph.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import SporeflowError
+from ..ir.graph import Graph
+from .pytree import TreeDef, tree_flatten, tree_unflatten
+from .tensor import Parameter, Tensor
+from .tracer import Trace, current_trace
+
+log = logging.getLogger("sporeflow.jit")
+
+
+def _is_dynamic(x) -> bool:
+    return isinstance(x, (Tensor, np.ndarray))
+
+
+def _static_key(x):
+    try:
+        hash(x)
+    except TypeError:
+        raise SporeflowError(
+            f"sf.jit: argument of type {type(x).__name__} is neither a Tensor nor hashable; pass tensors, "
+            "Python scalars, strings or tuples of them") from None
+    return (type(x).__name__, x)
+
+
+@dataclass
+class CacheKey:
+    structure: TreeDef
+    types: tuple
+    static: tuple
+    modes: tuple
+    backend: str
+
+    def parts(self) -> dict:
+        return {"argument structure": self.structure, "tensor types": self.types, "static values": self.static,
+                "train flags": self.modes, "backend": self.backend}
+
+    def as_tuple(self) -> tuple:
+        return (self.structure, self.types, self.static, self.modes, self.backend)
+
+
+@dataclass
+class Traced:
+    """A traced function: its graph and how to call it."""
+    graph: Graph
+    captured: list            # Parameters (implicit inputs after the explicit ones)
+    updated: list             # Parameters whose new values follow the user outputs
+    in_tree: TreeDef
+    dyn_mask: tuple
+    out_tree: TreeDef
+    out_static: dict          # position -> non-tensor output value
+    n_outputs: int
+    trace_seconds: float = 0.0
+
+    def lower(self, backend: str | None = None) -> "Compiled":
+        from ..backends import get_backend
+        from ..context import default_backend
+        from ..passes import prepare_for_backend
+        name = backend or default_backend()
+        t0 = time.perf_counter()
+        g = prepare_for_backend(self.graph, name)
+        exe = get_backend(name).compile(g)
+        return Compiled(self, exe, time.perf_counter() - t0)
+
+
+@dataclass
+class Compiled:
+    traced: Traced
+    executable: Any
+    compile_seconds: float
+
+    @property
+    def source(self) -> str:
+        return self.executable.source
+
+    def __call__(self, dyn_leaves: list) -> Any:
+        t = self.traced
+        arrays = [x._data if isinstance(x, Tensor) else Tensor(x)._data for x in dyn_leaves]
+        arrays += [p._data for p in t.captured]
+        outs = self.executable(*arrays)
+        results = [Tensor._wrap(a, v.type.dtype) for a, v in zip(outs[:t.n_outputs], t.graph.outputs)]
+        for p, a in zip(t.updated, outs[t.n_outputs:]):
+            p._assign_storage(a)
+        leaves, it = [], iter(results)
+        for i in range(t.out_tree.num_leaves):
+            leaves.append(t.out_static[i] if i in t.out_static else next(it))
+        return tree_unflatten(t.out_tree, leaves)
+
+
+class JitFunction:
+    """The callable `sf.jit` returns."""
+
+    def __init__(self, fn: Callable, backend: str | None = None, name: str | None = None):
+        self.fn = fn
+        self.backend = backend
+        self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        self._cache: dict[tuple, Compiled] = {}
+        self._keys: list[CacheKey] = []
+        self.last_retrace_reason: str | None = None
+        self.trace_count = 0
+        functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        attr = f"__sf_jit_{id(self)}"
+        bound = instance.__dict__.get(attr)
+        if bound is None:
+            bound = JitFunction(functools.partial(self.fn, instance), self.backend, self.name)
+            instance.__dict__[attr] = bound
+        return bound
+
+    # -- key ----------------------------------------------------------------------------------
+    def _key(self, leaves: list, td: TreeDef) -> CacheKey:
+        from ..context import default_backend
+        types = tuple(str(x._type) if isinstance(x, Tensor) else f"{x.dtype}{list(x.shape)}"
+                      for x in leaves if _is_dynamic(x))
+        static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
+        return CacheKey(td, types, static, self._modes(leaves), self.backend or default_backend())
+
+    def _modes(self, leaves) -> tuple:
+        from .cell import Cell
+        cells = [self.fn] if isinstance(self.fn, Cell) else []
+        fn = self.fn
+        while isinstance(fn, functools.partial):
+            cells += [a for a in fn.args if isinstance(a, Cell)]
+            fn = fn.func
+        if hasattr(fn, "__self__") and isinstance(fn.__self__, Cell):
+            cells.append(fn.__self__)
+        cells += [x for x in leaves if isinstance(x, Cell)]
+        return tuple(c.training_signature() for c in cells)
+
+    def _explain(self, key: CacheKey) -> str:
+        if not self._keys:
+            return "first call"
+        best, best_diff = None, None
+        for k in self._keys:
+            diff = [name for name, v in key.parts().items() if k.parts()[name] != v]
+            if best_diff is None or len(diff) < len(best_diff):
+                best, best_diff = k, diff
+        details = []
+        for name in best_diff:
+            details.append(f"{name} changed: {best.parts()[name]} -> {key.parts()[name]}")
+        return "; ".join(details) or "unknown"
+
+    # -- tracing ----------------------------------------------------------------------------------
+    def trace(self, *args, **kwargs) -> Traced:
+        leaves, td = tree_flatten((args, kwargs))
+        return self._trace(leaves, td)
+
+    def _trace(self, leaves: list, td: TreeDef) -> Traced:
+        t0 = time.perf_counter()
+        self.trace_count += 1
+        with Trace(self.name) as tr:
+            call_leaves = []
+            for i, x in enumerate(leaves):
+                if _is_dynamic(x):
+                    t = x if isinstance(x, Tensor) else Tensor(x)
+                    call_leaves.append(tr.new_input(t._type, f"arg{i}"))
+                else:
+                    call_leaves.append(x)
+            args, kwargs = tree_unflatten(td, call_leaves)
+            out = self.fn(*args, **kwargs)
+            out_leaves, out_td = tree_flatten(out)
+            out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
+            tensors = [x for x in out_leaves if isinstance(x, Tensor)]
+            graph, captured, updated = tr.finish(tensors)
+        for c in captured:
+            if not isinstance(c, Parameter):
+                raise SporeflowError("sf.jit: the function captured a value traced by an enclosing transform")
+        return Traced(graph, captured, updated, td, tuple(_is_dynamic(x) for x in leaves), out_td, out_static,
+                      len(tensors), time.perf_counter() - t0)
+
+    def __call__(self, *args, **kwargs):
+        if current_trace() is not None:
+            return self.fn(*args, **kwargs)   # nested: inline into the enclosing trace
+        leaves, td = tree_flatten((args, kwargs))
+        key = self._key(leaves, td)
+        compiled = self._cache.get(key.as_tuple())
+        if compiled is not None and any(p._type != v.type for p, v in zip(
+                compiled.traced.captured, compiled.traced.graph.inputs[len(key.types):])):
+            reason = "a captured Parameter changed shape or dtype"
+            compiled = None
+        else:
+            reason = None
+        if compiled is None:
+            reason = reason or self._explain(key)
+            if self._keys:
+                log.info("sf.jit: retracing %s because %s", self.name, reason)
+            self.last_retrace_reason = reason
+            compiled = self._trace(leaves, td).lower(self.backend)
+            self._cache[key.as_tuple()] = compiled
+            self._keys.append(key)
+        return compiled([x for x in leaves if _is_dynamic(x)])
+
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+
+def jit(fn: Callable | None = None, backend: str | None = None, **options):
+    """Compile `fn` (a function or a Cell): @jit, @jit(backend="llvm"), jit(fn), jit(cell, "interp").
+    MindSpore's other options (jit_config, capture_mode, ...) are accepted and have no effect."""
+    if fn is None:
+        return lambda f: JitFunction(f, backend)
+    return JitFunction(fn, backend)

@@ -1,0 +1,94 @@
+"""Pytrees: tuples, lists, dicts (sorted keys), namedtuples and None nest; all else is a leaf."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+class TreeDef:
+    """Hashable structure of a pytree (leaves replaced by slots)."""
+    __slots__ = ("kind", "meta", "children", "_hash")
+
+    def __init__(self, kind: str, meta: Any, children: tuple):
+        self.kind, self.meta, self.children = kind, meta, children
+        self._hash = hash((kind, meta, children))
+
+    @property
+    def num_leaves(self) -> int:
+        return 1 if self.kind == "leaf" else sum(c.num_leaves for c in self.children)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TreeDef) and (self.kind, self.meta, self.children) == (
+            other.kind, other.meta, other.children)
+
+    def __repr__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "none":
+            return "None"
+        inner = ", ".join(map(repr, self.children))
+        if self.kind == "dict":
+            inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.meta, self.children))
+            return "{" + inner + "}"
+        return {"tuple": f"({inner})", "list": f"[{inner}]"}.get(self.kind, f"{self.meta.__name__}({inner})")
+
+
+LEAF = TreeDef("leaf", None, ())
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def tree_flatten(x) -> tuple[list, TreeDef]:
+    leaves: list = []
+    return leaves, _flatten(x, leaves)
+
+
+def _flatten(x, leaves: list) -> TreeDef:
+    if x is None:
+        return TreeDef("none", None, ())
+    if _is_namedtuple(x):
+        return TreeDef("namedtuple", type(x), tuple(_flatten(c, leaves) for c in x))
+    if type(x) is tuple:
+        return TreeDef("tuple", None, tuple(_flatten(c, leaves) for c in x))
+    if type(x) is list:
+        return TreeDef("list", None, tuple(_flatten(c, leaves) for c in x))
+    if type(x) is dict:
+        keys = tuple(sorted(x, key=repr))
+        return TreeDef("dict", keys, tuple(_flatten(x[k], leaves) for k in keys))
+    leaves.append(x)
+    return LEAF
+
+
+def tree_unflatten(treedef: TreeDef, leaves) -> Any:
+    it = iter(leaves)
+    out = _unflatten(treedef, it)
+    return out
+
+
+def _unflatten(td: TreeDef, it) -> Any:
+    if td.kind == "leaf":
+        return next(it)
+    if td.kind == "none":
+        return None
+    kids = [_unflatten(c, it) for c in td.children]
+    if td.kind == "tuple":
+        return tuple(kids)
+    if td.kind == "list":
+        return kids
+    if td.kind == "dict":
+        return dict(zip(td.meta, kids))
+    return td.meta(*kids)
+
+
+def tree_map(fn: Callable, x, *rest) -> Any:
+    leaves, td = tree_flatten(x)
+    others = [tree_flatten(r)[0] for r in rest]
+    return tree_unflatten(td, [fn(*args) for args in zip(leaves, *others)])
+
+
+def tree_leaves(x) -> list:
+    return tree_flatten(x)[0]

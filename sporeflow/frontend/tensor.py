@@ -1,0 +1,311 @@
+"""Tensor (eager, numpy-backed), Tracer (a Tensor standing for a value being traced), and
+Parameter. Operators and methods go through `functional` (the `sf.ops` namespace), which
+binds primitives, so eager code and traced code share one path."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import dtypes as D
+from ..ir.dtypes import DType, as_dtype
+from ..ir.types import TensorType
+from .tracer import concrete_error
+
+
+def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
+    """Python/numpy data -> (storage array, dtype); default dtypes follow MindSpore."""
+    if isinstance(data, Tensor):
+        if isinstance(data, Tracer):
+            raise TypeError("Tensor(tracer) is not allowed inside a traced function; use the tracer itself")
+        arr, dt = data._data, data.dtype
+        if dtype is None or as_dtype(dtype) is dt:
+            return arr, dt
+        data = D.to_compute(arr, dt)
+    if isinstance(data, np.ndarray) and data.dtype == np.uint16 and dtype is not None and \
+            as_dtype(dtype) is D.bfloat16:
+        return data, D.bfloat16  # already bfloat16 bits
+    if isinstance(data, (bool, np.bool_)) and dtype is None:
+        return np.asarray(data, dtype=np.bool_), D.bool_
+    if isinstance(data, float) and dtype is None:
+        return np.asarray(data, dtype=np.float32), D.float32
+    if isinstance(data, int) and dtype is None:
+        return np.asarray(data, dtype=np.int64), D.int64
+    arr = np.asarray(data)
+    if dtype is None:
+        if arr.dtype == np.float64 and not isinstance(data, np.ndarray):
+            dt = D.float32  # lists of Python floats become float32, as in MindSpore
+        else:
+            dt = D.from_numpy(arr.dtype)
+    else:
+        dt = as_dtype(dtype)
+    if dt is D.bfloat16:
+        return D.f32_to_bf16_bits(arr.astype(np.float32)), dt
+    if dt.is_int and arr.dtype.kind == "f":
+        arr = np.trunc(arr)
+    return np.array(arr, dtype=dt.storage, order="C"), dt
+
+
+class Tensor:
+    """An n-dimensional array. Eager ops run immediately; inside `jit` they are traced."""
+    __array_priority__ = 100
+
+    def __init__(self, input_data=None, dtype=None, shape=None, init=None, const_arg=False):
+        if input_data is None and shape is not None:
+            input_data = np.zeros(shape, dtype=as_dtype(dtype or D.float32).storage)
+            if init is not None:
+                from .nn.initializer import initializer
+                input_data = initializer(init, shape, dtype or D.float32)._data
+        if input_data is None:
+            raise TypeError("Tensor needs input_data (or shape=...)")
+        self._data, self._dtype = _to_storage(input_data, dtype)
+        self._type = TensorType(self._data.shape, self._dtype)
+
+    @classmethod
+    def _wrap(cls, arr: np.ndarray, dtype: DType) -> "Tensor":
+        t = object.__new__(Tensor)
+        t._data, t._dtype, t._type = arr, dtype, TensorType(arr.shape, dtype)
+        return t
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._type.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self._type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._type.shape)
+
+    @property
+    def size(self) -> int:
+        return self._type.size
+
+    @property
+    def T(self):
+        return F.transpose(self, tuple(range(self.ndim))[::-1])
+
+    # -- conversions -------------------------------------------------------------------------
+    def asnumpy(self) -> np.ndarray:
+        """A numpy copy; bfloat16 comes back as float32 (numpy has no bfloat16)."""
+        if self.dtype is D.bfloat16:
+            return D.bf16_bits_to_f32(self._data)
+        return np.array(self._data, copy=True)
+
+    def numpy(self) -> np.ndarray:
+        return self.asnumpy()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.asnumpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self):
+        return self.asnumpy().item()
+
+    def tolist(self):
+        return self.asnumpy().tolist()
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __int__(self) -> int:
+        return int(self._data)
+
+    def __float__(self) -> float:
+        return float(self.asnumpy())
+
+    def __index__(self) -> int:
+        if not self.dtype.is_int:
+            raise TypeError("only integer tensors can be used as an index")
+        return int(self._data)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        name = self.dtype.name.capitalize() if self.dtype is not D.bool_ else "Bool"
+        name = {"Bfloat16": "BFloat16"}.get(name, name)
+        return f"Tensor(shape={list(self.shape)}, dtype={name}, value={np.array2string(self.asnumpy(), prefix='')})"
+
+    __str__ = lambda self: np.array2string(self.asnumpy())  # noqa: E731
+
+    # -- operators ---------------------------------------------------------------------------
+    def __add__(self, o): return F.add(self, o)
+    def __radd__(self, o): return F.add(o, self)
+    def __sub__(self, o): return F.sub(self, o)
+    def __rsub__(self, o): return F.sub(o, self)
+    def __mul__(self, o): return F.mul(self, o)
+    def __rmul__(self, o): return F.mul(o, self)
+    def __truediv__(self, o): return F.div(self, o)
+    def __rtruediv__(self, o): return F.div(o, self)
+    def __floordiv__(self, o): return F.floor_divide(self, o)
+    def __rfloordiv__(self, o): return F.floor_divide(o, self)
+    def __mod__(self, o): return F.remainder(self, o)
+    def __pow__(self, o): return F.pow(self, o)
+    def __rpow__(self, o): return F.pow(o, self)
+    def __matmul__(self, o): return F.matmul(self, o)
+    def __rmatmul__(self, o): return F.matmul(o, self)
+    def __neg__(self): return F.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return F.abs(self)
+    def __invert__(self): return F.logical_not(self)
+    def __and__(self, o): return F.logical_and(self, o)
+    def __or__(self, o): return F.logical_or(self, o)
+    def __xor__(self, o): return F.logical_xor(self, o)
+    def __eq__(self, o): return F.equal(self, o)
+    def __ne__(self, o): return F.not_equal(self, o)
+    def __lt__(self, o): return F.less(self, o)
+    def __le__(self, o): return F.less_equal(self, o)
+    def __gt__(self, o): return F.greater(self, o)
+    def __ge__(self, o): return F.greater_equal(self, o)
+    def __getitem__(self, key): return F.getitem(self, key)
+
+    # -- methods -----------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False, dtype=None): return F.sum(self, axis, keepdims, dtype=dtype)
+    def mean(self, axis=None, keep_dims=False): return F.mean(self, axis, keep_dims)
+    def max(self, axis=None, keepdims=False): return F.amax(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return F.amin(self, axis, keepdims)
+    def argmax(self, axis=None, keepdims=False): return F.argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return F.argmin(self, axis, keepdims)
+    def var(self, axis=None, ddof=0, keepdims=False): return F.var(self, axis, ddof, keepdims)
+    def std(self, axis=None, ddof=0, keepdims=False): return F.std(self, axis, ddof, keepdims)
+    def abs(self): return F.abs(self)
+    def exp(self): return F.exp(self)
+    def log(self): return F.log(self)
+    def sqrt(self): return F.sqrt(self)
+    def tanh(self): return F.tanh(self)
+    def sigmoid(self): return F.sigmoid(self)
+    def relu(self): return F.relu(self)
+    def clip(self, min=None, max=None): return F.clamp(self, min, max)
+    def reshape(self, *shape): return F.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    def view(self, *shape): return self.reshape(*shape)
+    def flatten(self, start_dim=0, end_dim=-1): return F.flatten(self, start_dim=start_dim, end_dim=end_dim)
+    def transpose(self, *axes):
+        if not axes:
+            return self.T
+        return F.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
+    def swapaxes(self, a, b): return F.swapaxes(self, a, b)
+    def squeeze(self, axis=None): return F.squeeze(self, axis)
+    def expand_dims(self, axis): return F.expand_dims(self, axis)
+    def unsqueeze(self, dim): return F.expand_dims(self, dim)
+    def broadcast_to(self, shape): return F.broadcast_to(self, shape)
+    def astype(self, dtype): return F.cast(self, dtype)
+    def to(self, dtype): return F.cast(self, dtype)
+    def float(self): return F.cast(self, D.float32)
+    def int(self): return F.cast(self, D.int32)
+    def copy(self): return Tensor._wrap(self._data.copy(), self.dtype) if not isinstance(self, Tracer) else self
+    def asnumpy_of(self): return self.asnumpy()
+    def set_dtype(self, dtype): return F.cast(self, dtype)
+    def dim(self): return self.ndim
+    def numel(self): return self.size
+    def is_floating_point(self): return self.dtype.is_float
+
+
+class Tracer(Tensor):
+    """A Tensor standing for a Value of a graph being traced. It has no data."""
+
+    def __init__(self, trace, value):
+        self._trace = trace
+        self._value = value
+        self._type = value.type
+        self._dtype = value.type.dtype
+
+    @property
+    def _data(self):
+        raise concrete_error("Reading the data", "Return the tensor from the function, or compute it eagerly.")
+
+    def __bool__(self):
+        raise concrete_error("A Python `if`/`while`/`bool()`/`and`/`or`",
+                             "Use ops.select(cond, a, b) or ops.where for values, ops.cond(pred, f, g, *args) "
+                             "for branches, ops.WhileLoop / ops.Scan for loops, or make the value a static "
+                             "Python number.")
+
+    def __int__(self):
+        raise concrete_error("int()", "Keep it a tensor (ops.cast(x, sf.int32)), or pass a Python int instead.")
+
+    def __float__(self):
+        raise concrete_error("float()", "Keep it a tensor, or pass a Python float instead.")
+
+    def __index__(self):
+        raise concrete_error("Using as a Python index", "Index with the tensor itself (x[idx_tensor]) "
+                             "or with a Python int.")
+
+    def __array__(self, dtype=None, copy=None):
+        raise concrete_error("np.asarray()/numpy conversion", "Use sporeflow ops (sf.ops, sf.numpy) inside "
+                             "compiled functions; convert results after the call.")
+
+    def asnumpy(self):
+        raise concrete_error(".asnumpy()", "Return the tensor from the function and call .asnumpy() on the result.")
+
+    def item(self):
+        raise concrete_error(".item()", "Return the tensor and read it after the call.")
+
+    def __repr__(self) -> str:
+        return f"Tracer({self._type})"
+
+    __str__ = __repr__
+
+
+class Parameter(Tensor):
+    """A named, trainable tensor held by a Cell. Compiled steps read it as an input and write
+    its updates back into its buffer."""
+
+    def __init__(self, default_input, name: str | None = None, requires_grad: bool = True, layerwise_parallel=False,
+                 parallel_optimizer=True):
+        if isinstance(default_input, Tensor):
+            data, dt = default_input._data, default_input.dtype
+        else:
+            data, dt = _to_storage(default_input, None)
+        self._data = np.array(data, copy=True)
+        self._dtype = dt
+        self._type = TensorType(self._data.shape, dt)
+        self.name = name if name is not None else "Parameter"
+        self._name_set = name is not None
+        self.requires_grad = requires_grad
+
+    def set_data(self, data, slice_shape=False) -> "Parameter":
+        """Replace the value (same shape and dtype, unless slice_shape)."""
+        new, dt = _to_storage(data, self.dtype)
+        if new.shape != self.shape and not slice_shape:
+            raise ValueError(f"Parameter {self.name}: set_data with shape {new.shape}, expected {self.shape}")
+        self._data = np.array(new, copy=True)
+        self._type = TensorType(self._data.shape, dt)
+        return self
+
+    def _assign_storage(self, arr: np.ndarray) -> None:
+        """Write back a compiled step's update into this parameter's buffer."""
+        if arr.shape != self._data.shape:
+            raise ValueError(f"Parameter {self.name}: update of shape {arr.shape}, expected {self._data.shape}")
+        self._data = arr
+
+    @property
+    def data(self) -> "Parameter":
+        return self
+
+    def value(self) -> Tensor:
+        return Tensor._wrap(self._data, self.dtype)
+
+    def clone(self, init="same") -> "Parameter":
+        p = Parameter(Tensor._wrap(self._data.copy(), self.dtype), self.name, self.requires_grad)
+        if init != "same":
+            from .nn.initializer import initializer
+            p.set_data(initializer(init, self.shape, self.dtype))
+        return p
+
+    def __repr__(self) -> str:
+        return f"Parameter (name={self.name}, shape={list(self.shape)}, dtype={self.dtype.name.capitalize()}, requires_grad={self.requires_grad})"
+
+    __hash__ = Tensor.__hash__
+
+
+from . import functional as F  # noqa: E402  (operators dispatch here; imported last to break the cycle)

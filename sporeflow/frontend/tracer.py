@@ -1,0 +1,168 @@
+"""The one trace context: `bind` runs a primitive eagerly on numpy data, or records it into
+the innermost active Trace.
+
+While a Trace is active every primitive is recorded (concrete inputs are lifted: a Parameter
+becomes an implicit graph input so the compiled graph reads its current value at each call,
+any other concrete Tensor becomes a `constant` node, and a Tracer of an enclosing trace
+becomes an implicit input: closure conversion). Transformations (grad, vmap, ...) trace into
+a fresh Trace, transform the graph, then `inline` the result into whatever is current, which
+is why they compose.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import OpTypeError, ShapeError, TracerError
+from ..ir.graph import Graph, GraphBuilder, Value
+from ..ir.registry import get_op
+from ..ir.types import Attrs, ConstValue, TensorType
+from .source import user_line_description, user_loc
+
+_STACK: list["Trace"] = []
+
+
+class Trace:
+    """Records primitives into a GraphBuilder."""
+
+    def __init__(self, name: str = "main"):
+        self.builder = GraphBuilder(name)
+        self.captured: dict[int, tuple[Any, Value]] = {}   # id(obj) -> (Parameter|outer Tracer, input)
+        self.consts: dict[int, tuple[Any, Value]] = {}     # id(Tensor) -> (Tensor, constant value)
+        self.updates: dict[int, tuple[Any, "Tensor"]] = {}  # id(Parameter) -> (param, new value)
+        outer = current_trace()
+        # (cell, scope path) while tracing Cells; inner traces start from the outer scope so
+        # that scopes recorded anywhere are absolute and `inline` can keep them verbatim.
+        self.scopes: list[tuple[Any, str]] = list(outer.scopes) if outer else []
+        self.scope_prefix = outer.scope_prefix if outer else ""  # e.g. "grad/" while emitting rules
+        self.loc_override: str | None = None               # the forward op's loc while emitting rules
+
+    # -- context management -------------------------------------------------------------
+    def __enter__(self) -> "Trace":
+        _STACK.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        popped = _STACK.pop()
+        assert popped is self, "trace stack corrupted"
+
+    @property
+    def scope(self) -> str:
+        return self.scope_prefix + (self.scopes[-1][1] if self.scopes else "")
+
+    def new_input(self, type: TensorType, name: str = "") -> "Tracer":
+        from .tensor import Tracer
+        return Tracer(self, self.builder.add_input(type, name))
+
+    # -- lifting values into this trace -----------------------------------------------------
+    def lift(self, x) -> Value:
+        from .tensor import Parameter, Tensor, Tracer
+        if isinstance(x, Tracer):
+            if x._trace is self:
+                return x._value
+            if x._trace not in _STACK:
+                raise TracerError(
+                    "a traced value escaped the function that produced it (it was stored in a global, "
+                    "a Cell attribute or a list and used later). Return it from the function instead.\n  at "
+                    + user_line_description())
+            return self._capture(x)
+        if isinstance(x, Parameter):
+            upd = self.updates.get(id(x))
+            if upd is not None:
+                return self.lift(upd[1])
+            return self._capture(x)
+        if isinstance(x, Tensor):
+            hit = self.consts.get(id(x))
+            if hit is None:
+                v = self.builder.emit("constant", [], {"value": ConstValue(x._data, x.dtype)},
+                                      loc=user_loc(), scope=self.scope)[0]
+                hit = self.consts[id(x)] = (x, v)
+            return hit[1]
+        raise TypeError(f"cannot use {type(x).__name__} as a tensor")
+
+    def _capture(self, x) -> Value:
+        hit = self.captured.get(id(x))
+        if hit is None:
+            name = getattr(x, "name", "") if not hasattr(x, "_trace") else ""
+            v = self.builder.add_input(x._type, name)
+            hit = self.captured[id(x)] = (x, v)
+        return hit[1]
+
+    def record_update(self, param, value) -> None:
+        self.updates[id(param)] = (param, value)
+
+    def finish(self, outputs: Sequence["Tensor"]) -> tuple[Graph, list, list]:
+        """Seal the graph. Inputs: explicit inputs, then captured (in capture order).
+        Outputs: `outputs`, then parameter updates. Returns (graph, captured objs, updated params)."""
+        out_vals = [self.lift(o) for o in outputs]
+        upd = list(self.updates.values())
+        upd_vals = [self.lift(v) for _, v in upd]
+        graph = self.builder.finish(out_vals + upd_vals)
+        return graph, [obj for obj, _ in self.captured.values()], [p for p, _ in upd]
+
+
+def current_trace() -> Trace | None:
+    return _STACK[-1] if _STACK else None
+
+
+def _type_error(op: str, err: Exception, ins: Sequence[TensorType]) -> ShapeError:
+    shown = ", ".join(str(t) for t in ins)
+    msg = str(err)
+    return ShapeError(f"{msg}\n  op: {op}({shown})\n  at {user_line_description()}")
+
+
+def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
+    """Apply primitive `op` to tensors `inputs` (Tensor or Tracer) with attributes `attrs`."""
+    from .tensor import Tensor, Tracer
+    opdef = get_op(op)
+    attrs = Attrs(attrs or {})
+    trace = current_trace()
+    if trace is None:
+        in_types = [x._type for x in inputs]
+        try:
+            out_types = opdef.infer_types(in_types, attrs)
+        except OpTypeError as e:
+            raise _type_error(op, e, in_types) from None
+        outs = opdef.run([x._data for x in inputs], attrs, in_types, out_types)
+        return [Tensor._wrap(o, t.dtype) for o, t in zip(outs, out_types)]
+    vals = [trace.lift(x) for x in inputs]
+    loc = trace.loc_override if trace.loc_override is not None else user_loc()
+    try:
+        outs = trace.builder.emit(op, vals, attrs, loc=loc, scope=trace.scope)
+    except OpTypeError as e:
+        raise _type_error(op, e, [v.type for v in vals]) from None
+    return [Tracer(trace, v) for v in outs]
+
+
+def bind1(op: str, inputs: Sequence[Any], attrs: dict | None = None):
+    return bind(op, inputs, attrs)[0]
+
+
+def inline(graph: Graph, args: Sequence[Any]) -> list:
+    """Evaluate `graph` on tensors through `bind`: eager when args are concrete, recorded into
+    the current trace otherwise. Keeps each node's loc and scope (under the current prefix)."""
+    env: dict[int, Any] = {id(v): a for v, a in zip(graph.inputs, args)}
+    trace = current_trace()
+    if trace is None:
+        return _inline_eager(graph, args)
+    from .tensor import Tracer
+    for node in graph.nodes:
+        vals = [trace.lift(env[id(v)]) for v in node.inputs]
+        outs = trace.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=node.scope)
+        for v, o in zip(node.outputs, outs):
+            env[id(v)] = Tracer(trace, o)
+    return [env[id(v)] for v in graph.outputs]
+
+
+def _inline_eager(graph: Graph, args: Sequence[Any]) -> list:
+    from ..ir.interpret import run_graph
+    from .tensor import Tensor
+    outs = run_graph(graph, [a._data for a in args])
+    return [Tensor._wrap(o, v.type.dtype) for o, v in zip(outs, graph.outputs)]
+
+
+def concrete_error(what: str, fix: str) -> TracerError:
+    return TracerError(
+        f"{what} of a traced tensor: its value is not known while the function is being compiled.\n"
+        f"  at {user_line_description()}\n  {fix}")

@@ -1,0 +1,149 @@
+"""Element types of the IR and their numpy storage.
+
+bfloat16 has no numpy dtype, so it is *stored* as uint16 holding the upper 16 bits of the
+float32 pattern. Conversions float32 -> bfloat16 round to nearest, ties to even (NaN stays
+a quiet NaN); bfloat16 -> float32 is exact (a 16-bit shift). float16 uses numpy's float16.
+Arithmetic on both half types is done in float32 and rounded after every primitive, which
+is what the LLVM and CUDA backends do too, so all backends agree bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str          # the MindSpore-style long name, e.g. "float32"
+    short: str         # the IR text name, e.g. "f32"
+    storage: np.dtype  # how numpy holds it
+    is_float: bool
+    is_signed: bool
+    bits: int
+
+    def __repr__(self) -> str:
+        return f"sporeflow.{self.name}"
+
+    __str__ = lambda self: self.name  # noqa: E731 (MindSpore prints "Float32"-ish names; we keep plain ones)
+
+    @property
+    def is_int(self) -> bool:
+        return not self.is_float and self.name != "bool"
+
+    @property
+    def is_half(self) -> bool:
+        return self.name in ("float16", "bfloat16")
+
+
+bool_ = DType("bool", "bool", np.dtype(np.bool_), False, False, 8)
+uint8 = DType("uint8", "u8", np.dtype(np.uint8), False, False, 8)
+int8 = DType("int8", "i8", np.dtype(np.int8), False, True, 8)
+int16 = DType("int16", "i16", np.dtype(np.int16), False, True, 16)
+int32 = DType("int32", "i32", np.dtype(np.int32), False, True, 32)
+int64 = DType("int64", "i64", np.dtype(np.int64), False, True, 64)
+uint32 = DType("uint32", "u32", np.dtype(np.uint32), False, False, 32)
+float16 = DType("float16", "f16", np.dtype(np.float16), True, True, 16)
+bfloat16 = DType("bfloat16", "bf16", np.dtype(np.uint16), True, True, 16)
+float32 = DType("float32", "f32", np.dtype(np.float32), True, True, 32)
+float64 = DType("float64", "f64", np.dtype(np.float64), True, True, 64)
+
+ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, uint32, float16, bfloat16, float32, float64)
+FLOAT_DTYPES = (float16, bfloat16, float32, float64)
+INT_DTYPES = (uint8, int8, int16, int32, int64, uint32)
+BY_SHORT = {d.short: d for d in ALL_DTYPES}
+BY_NAME = {d.name: d for d in ALL_DTYPES}
+_BY_NUMPY = {d.storage: d for d in ALL_DTYPES if d is not bfloat16}
+
+# MindSpore aliases
+float_ = float32
+half = float16
+double = float64
+int_ = int32
+
+
+def from_numpy(dt: np.dtype | type) -> DType:
+    """The DType numpy data of dtype `dt` is read as (uint16 is not bfloat16 here)."""
+    dt = np.dtype(dt)
+    if dt in _BY_NUMPY:
+        return _BY_NUMPY[dt]
+    if dt == np.uint16:
+        return int32
+    if dt.kind == "U" or dt.kind == "O":
+        raise TypeError(f"cannot make a tensor of numpy dtype {dt}")
+    raise TypeError(f"numpy dtype {dt} has no sporeflow equivalent")
+
+
+def as_dtype(x) -> DType:
+    """Accept a DType, its name ('float32', 'f32'), a numpy dtype or a Python type."""
+    if isinstance(x, DType):
+        return x
+    if isinstance(x, str):
+        if x in BY_SHORT:
+            return BY_SHORT[x]
+        if x in BY_NAME:
+            return BY_NAME[x]
+        raise TypeError(f"unknown dtype name {x!r}")
+    if x is float:
+        return float32
+    if x is int:
+        return int64
+    if x is bool:
+        return bool_
+    return from_numpy(x)
+
+
+def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bits (uint16), round to nearest even; NaN -> quiet NaN."""
+    x = np.array(x, dtype=np.float32, order="C")
+    u = x.view(np.uint32)
+    rounding = ((u >> 16) & 1) + np.uint32(0x7FFF)
+    out = ((u + rounding) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    if nan.any():
+        out = np.where(nan, ((u >> 16) | 0x40).astype(np.uint16), out)
+    return out
+
+
+def bf16_bits_to_f32(b: np.ndarray) -> np.ndarray:
+    """bfloat16 bits (uint16) -> float32, exact."""
+    return (np.asarray(b, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+def to_compute(a: np.ndarray, dt: DType) -> np.ndarray:
+    """Storage array -> the array arithmetic runs on (half types widen to float32)."""
+    if dt is bfloat16:
+        return bf16_bits_to_f32(a)
+    if dt is float16:
+        return np.asarray(a, dtype=np.float16).astype(np.float32)
+    return a
+
+
+def from_compute(a, dt: DType) -> np.ndarray:
+    """Result of arithmetic -> storage array of dtype `dt` (rounding half types once)."""
+    a = np.asarray(a)
+    if dt is bfloat16:
+        return f32_to_bf16_bits(a.astype(np.float32))
+    if a.dtype != dt.storage:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return a.astype(dt.storage)
+    return a
+
+
+def result_type(a: DType, b: DType) -> DType:
+    """Promotion for mixed-dtype binary operators in the frontend (the IR itself is strict)."""
+    if a is b:
+        return a
+    if a.is_float and b.is_float:
+        if {a, b} == {float16, bfloat16}:
+            return float32
+        return a if a.bits >= b.bits else b
+    if a.is_float:
+        return a
+    if b.is_float:
+        return b
+    if a is bool_:
+        return b
+    if b is bool_:
+        return a
+    return from_numpy(np.promote_types(a.storage, b.storage))

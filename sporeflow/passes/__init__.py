@@ -1,0 +1,16 @@
+"""Graph -> Graph passes and the pipelines that run them before a backend compiles.
+
+`prepare_for_backend` is the single entry `sf.jit` calls; the pass manager decides what runs.
+"""
+from __future__ import annotations
+
+from ..ir.graph import Graph
+
+
+def prepare_for_backend(graph: Graph, backend: str) -> Graph:
+    """Run the default pipeline for `backend` (see passes.manager when present)."""
+    try:
+        from .manager import run_default_pipeline
+    except ImportError:
+        return graph
+    return run_default_pipeline(graph, backend)
