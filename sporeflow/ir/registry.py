@@ -52,9 +52,16 @@ class OpDef:
     impl: Callable[..., Any]                  # (*arrays, **attrs) -> array | tuple of arrays
     kind: Kind = Kind.OPAQUE
     amp: str = Amp.FOLLOW
-    vjp: Any = None                           # (inputs, outs, douts, **attrs) -> list of cotangents|None
-    jvp: Any = None                           # (primals, tangents, **attrs) -> (outs, out tangents)
-    batch: Any = None                         # (args, dims, **attrs) -> (outs, out_dims)
+    # Rule signatures (all values are sporeflow Tensors/Tracers; rules call `lax` ops only):
+    #   vjp(inputs, outputs, douts, **attrs) -> list (one per input) of cotangent | None (zero)
+    #       douts has one entry per output, None where that output's cotangent is zero.
+    #       NOT_DIFFERENTIABLE marks ops whose outputs carry no gradient.
+    #   jvp(primals, tangents, **attrs) -> (outputs, output tangents); a tangent None is zero.
+    #   batch(args, dims, **attrs) -> (outputs, out_dims); dims[i] is the batched axis of
+    #       args[i] or None when args[i] is not batched.
+    vjp: Any = None
+    jvp: Any = None
+    batch: Any = None
     lower: dict = field(default_factory=dict)  # backend name -> lowering rule/template
     attr_names: tuple = ()                    # attributes the op requires (parser and verifier check)
     compute_in_f32: bool = True               # half-precision inputs widen to f32 for `impl`
