@@ -90,10 +90,13 @@ def _cast_infer(ts, attrs):
 def _cast_impl(x, dtype):
     dt = as_dtype(dtype)
     if dt.is_int and x.dtype.kind == "f":
-        with np.errstate(invalid="ignore"):
-            x = np.trunc(x)
+        # saturate like LLVM's fptosi.sat: compare in float64 (int32/int64 bounds are not
+        # representable in float32, so clipping there would overflow), NaN -> 0
         info = np.iinfo(dt.storage)
-        x = np.nan_to_num(np.clip(x, info.min, info.max), nan=0)
+        xf = np.trunc(x.astype(np.float64))
+        hi, lo = xf >= float(info.max), xf <= float(info.min)
+        safe = np.where(hi | lo | np.isnan(xf), 0, xf).astype(dt.storage)
+        return np.where(hi, info.max, np.where(lo, info.min, safe)).astype(dt.storage)
     return x.astype(np.float32 if dt.is_half else dt.storage)
 
 

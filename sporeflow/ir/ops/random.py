@@ -62,7 +62,8 @@ def _uniform_infer(ts, attrs):
 
 
 def _uniform_impl(key, shape, dtype):
-    return (_bits_impl(key, shape) >> np.uint32(8)).astype(np.float64) * (1.0 / (1 << 24))
+    u = (_bits_impl(key, shape) >> np.uint32(8)).astype(np.float64) * (1.0 / (1 << 24))
+    return u.astype(np.float32 if dtype.is_half else dtype.storage)  # exact: 24-bit values
 
 
 random_uniform = def_op("random_uniform", infer=_uniform_infer, impl=_uniform_impl, kind=Kind.INJECTIVE,

@@ -164,14 +164,16 @@ scatter_add = def_op("scatter_add", infer=_scatter_add_infer, impl=_scatter_add_
 def _iota_infer(ts, attrs):
     check_arity(ts, 0)
     shape = tuple(attrs["shape"])
-    normalize_axis(attrs["axis"], len(shape))
+    if not 0 <= attrs["axis"] < len(shape) or min(shape) < 0:
+        fail(f"iota needs a non-negative axis < rank and dims >= 0, got shape={shape} axis={attrs['axis']}")
     return TensorType(shape, as_dtype(attrs["dtype"]))
 
 
 def _iota_impl(shape, axis, dtype):
     shape = tuple(shape)
     r = np.arange(shape[axis]).reshape([-1 if i == axis else 1 for i in range(len(shape))])
-    return np.broadcast_to(r, shape).astype(np.float64 if as_dtype(dtype).is_float else np.int64)
+    dt = as_dtype(dtype)
+    return np.broadcast_to(r, shape).astype(np.float32 if dt.is_half else dt.storage)
 
 
 iota = def_op("iota", infer=_iota_infer, impl=_iota_impl, kind=Kind.INJECTIVE, vjp=NOT_DIFFERENTIABLE,
