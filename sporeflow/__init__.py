@@ -11,6 +11,7 @@ from .frontend.jit import jit  # noqa: F401
 from .frontend.random import set_seed  # noqa: F401
 from . import ops  # noqa: F401
 from . import backends  # noqa: F401
+from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
 
 dtype = _dtypes
 __version__ = "0.1.0"

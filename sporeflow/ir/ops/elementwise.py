@@ -35,7 +35,7 @@ rsqrt = def_op("rsqrt", infer=unary_infer("float"), impl=_quiet(lambda x: 1.0 / 
                kind=Kind.ELEMWISE, amp=Amp.NEVER)
 sin = def_op("sin", infer=unary_infer("float"), impl=_quiet(np.sin), kind=Kind.ELEMWISE, amp=Amp.NEVER)
 cos = def_op("cos", infer=unary_infer("float"), impl=_quiet(np.cos), kind=Kind.ELEMWISE, amp=Amp.NEVER)
-erf = def_op("erf", infer=unary_infer("float"), impl=lambda x: _erf(x).astype(x.dtype),
+erf = def_op("erf", infer=unary_infer("float"), impl=lambda x: np.asarray(_erf(x), dtype=x.dtype),
              kind=Kind.ELEMWISE, amp=Amp.NEVER)
 floor = def_op("floor", infer=unary_infer("float"), impl=np.floor, kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE)
 ceil = def_op("ceil", infer=unary_infer("float"), impl=np.ceil, kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE)
