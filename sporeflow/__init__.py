@@ -11,6 +11,10 @@ from .frontend.jit import jit  # noqa: F401
 from .frontend.random import set_seed  # noqa: F401
 from . import ops  # noqa: F401
 from . import backends  # noqa: F401
+from .frontend import nn  # noqa: F401
+
+import sys as _sys
+_sys.modules[__name__ + ".nn"] = nn   # `import sporeflow.nn as nn` works like mindspore.nn
 from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
 
 dtype = _dtypes

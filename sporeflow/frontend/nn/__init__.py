@@ -1,0 +1,15 @@
+"""`sporeflow.nn` (MindSpore's `mindspore.nn`): Cell, layers, losses, optimizers, LR schedules,
+wrappers. `sf.nn.Cell` is frontend/cell.py's Cell."""
+from ..cell import Cell  # noqa: F401
+from ..tensor import Parameter  # noqa: F401
+from . import initializer  # noqa: F401
+from .layer.activation import (GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,  # noqa: F401
+                               get_activation)
+from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity  # noqa: F401
+from .layer.container import CellList, SequentialCell  # noqa: F401
+from .layer.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
+from .layer.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .learning_rate_schedule import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .optim import SGD, Adam, AdamW, AdamWeightDecay, Momentum, Optimizer  # noqa: F401
+from .wrap import TrainOneStepCell, WithEvalCell, WithLossCell  # noqa: F401

@@ -1,0 +1,4 @@
+"""Optimizers (`sporeflow.nn` re-exports them)."""
+from .adam import Adam, AdamW, AdamWeightDecay  # noqa: F401
+from .optimizer import Optimizer  # noqa: F401
+from .sgd import SGD, Momentum  # noqa: F401
