@@ -1,0 +1,193 @@
+"""Fusion pass: decisions pinned on MLP / LeNet / softmax graphs (read from the IR), and fused
+graphs equal to unfused ones on hypothesis-generated programs."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import sporeflow as sf
+from sporeflow import ops
+from sporeflow.ir import GraphBuilder, TensorType, parse, run_graph, verify
+from sporeflow.ir.dtypes import float32
+from sporeflow.passes.fusion import fuse, fused_summary
+
+RNG = np.random.default_rng(0)
+
+
+def _param(shape, name, scale=0.1):
+    return sf.Parameter(sf.Tensor((RNG.standard_normal(shape) * scale).astype(np.float32)), name=name)
+
+
+def _trace(fn, *args):
+    tr = sf.jit(fn).trace(*args)
+    return tr.graph, [a.asnumpy() for a in args] + [p.asnumpy() for p in tr.captured]
+
+
+def _check_same(graph, args):
+    fg = verify(fuse(graph))
+    for a, b in zip(run_graph(graph, args), run_graph(fg, args)):
+        np.testing.assert_array_equal(a, b)
+    text = str(fg)
+    assert str(parse(text)) == text          # fused groups print and parse back
+    return fg
+
+
+def _summary(fg):
+    return [(kind, members) for _, kind, members in fused_summary(fg)]
+
+
+# ---- pinned decisions -----------------------------------------------------------------------
+W1, B1, W2, B2, W3 = (_param((16, 32), "w1"), _param((32,), "b1"), _param((32, 32), "w2"), _param((32,), "b2"),
+                      _param((32, 10), "w3"))
+
+
+def _mlp(x):
+    h = ops.relu(ops.matmul(x, W1) + B1)
+    h = ops.relu(ops.matmul(h, W2) + B2)
+    return ops.matmul(h, W3)
+
+
+def test_mlp_forward_groups():
+    x = sf.Tensor(RNG.standard_normal((8, 16)).astype(np.float32))
+    fg = _check_same(*_trace(_mlp, x))
+    assert _summary(fg) == [("out_ewise", ["matmul", "add", "broadcast_to", "maximum"]),
+                            ("out_ewise", ["matmul", "add", "broadcast_to", "maximum"])]
+    assert [n.op for n in fg.nodes] == ["fused", "fused", "matmul"]   # two complex ops never chain
+    assert "graph @fused_matmul_add_maximum(" in str(fg)
+
+
+def test_softmax_is_one_row_kernel():
+    x = sf.Tensor(RNG.standard_normal((6, 9)).astype(np.float32))
+    fg = _check_same(*_trace(lambda a: ops.softmax(a * 2.0 + 1.0, -1), x))
+    assert _summary(fg) == [("row_reduce", ["mul", "add", "reduce_max", "stop_gradient", "sub", "exp",
+                                            "reduce_sum", "div"])]
+    assert [n.op for n in fg.nodes] == ["fused"]
+
+
+def test_layer_norm_and_cross_entropy_one_row_kernel_each():
+    x = sf.Tensor(RNG.standard_normal((5, 12)).astype(np.float32))
+    gamma, beta = _param((12,), "g"), _param((12,), "b")
+    fg = _check_same(*_trace(lambda a: ops.layer_norm(a, -1, gamma, beta), x))
+    [(kind, members)] = _summary(fg)
+    assert kind == "row_reduce" and members.count("reduce_sum") == 2 and "rsqrt" in members
+
+    labels = sf.Tensor(np.eye(12, dtype=np.float32)[RNG.integers(0, 12, 5)])
+    fg = _check_same(*_trace(lambda a, y: ops.softmax_cross_entropy(a, y), x, labels))
+    [(kind, members)] = _summary(fg)
+    assert kind == "row_reduce" and members[-2:] == ["mul", "reduce_sum"] and "log" in members
+    assert [n.op for n in fg.nodes] == ["fused", "neg"]   # a [N] result is outside the [N,C] row domain
+
+
+def test_column_reduction_keeps_tvm_rule():
+    """An elementwise chain fuses into a reduction over a leading axis (TVM: reduce is a sink),
+    and the reduction does not merge with its consumers (not a row kernel)."""
+    x = sf.Tensor(RNG.standard_normal((6, 9)).astype(np.float32))
+    fg = _check_same(*_trace(lambda a: ops.exp(ops.sum(ops.tanh(a) * 3.0, 0)), x))
+    assert _summary(fg) == [("reduce", ["tanh", "mul", "reduce_sum"])]
+    assert [n.op for n in fg.nodes] == ["fused", "exp"]
+
+
+def _lenet_params():
+    return dict(c1=_param((6, 1, 5, 5), "c1"), cb1=_param((6,), "cb1"), c2=_param((16, 6, 5, 5), "c2"),
+                cb2=_param((16,), "cb2"), f1=_param((400, 120), "f1"), fb1=_param((120,), "fb1"),
+                f2=_param((120, 84), "f2"), fb2=_param((84,), "fb2"), f3=_param((84, 10), "f3"),
+                fb3=_param((10,), "fb3"))
+
+
+def lenet(p, x):
+    h = ops.max_pool2d(ops.relu(ops.conv2d(x, p["c1"], p["cb1"])), 2, 2)
+    h = ops.max_pool2d(ops.relu(ops.conv2d(h, p["c2"], p["cb2"])), 2, 2)
+    h = ops.reshape(h, (h.shape[0], -1))
+    h = ops.relu(ops.matmul(h, p["f1"]) + p["fb1"])
+    h = ops.relu(ops.matmul(h, p["f2"]) + p["fb2"])
+    return ops.matmul(h, p["f3"]) + p["fb3"]
+
+
+def test_lenet_forward_groups():
+    p = _lenet_params()
+    x = sf.Tensor(RNG.standard_normal((2, 1, 32, 32)).astype(np.float32))
+    fg = _check_same(*_trace(lambda a: lenet(p, a), x))
+    kinds = [n.attrs["kind"] if n.op == "fused" else n.op for n in fg.nodes]
+    # conv + bias + relu twice (pooling is opaque; the bias reshape is injective and stays out of
+    # a conv group, as in TVM), then three dense layers (the last without relu)
+    assert kinds == ["reshape", "out_ewise", "max_pool2d", "reshape", "out_ewise", "max_pool2d", "reshape",
+                     "out_ewise", "out_ewise", "out_ewise"]
+    relu = ["add", "broadcast_to", "maximum"]
+    assert _summary(fg) == [("out_ewise", ["conv2d"] + relu)] * 2 + [("out_ewise", ["matmul"] + relu)] * 2 + [
+        ("out_ewise", ["matmul", "add"])]
+
+
+def test_opt_level_zero_is_identity_and_train_step_fuses_update():
+    x = sf.Tensor(RNG.standard_normal((8, 16)).astype(np.float32))
+    g, args = _trace(_mlp, x)
+    assert fuse(g, opt_level=0) is g
+    w, v = _param((16, 16), "w"), _param((16, 16), "v")
+
+    def step(a):   # a momentum update as the epilogue of a matmul "gradient"
+        gr = ops.matmul(ops.transpose(a, (1, 0)), a)
+        nv = v * 0.9 + gr
+        return w - nv * 0.01, nv
+    fg = _check_same(*_trace(step, x))
+    [(kind, members)] = _summary(fg)
+    assert kind == "out_ewise" and members[0] == "matmul" and members[-1] == "sub"
+
+
+# ---- random programs -------------------------------------------------------------------------
+_UNARY = ("exp", "tanh", "neg", "abs", "sin")
+_BINARY = ("add", "sub", "mul", "maximum", "minimum")
+
+
+@st.composite
+def programs(draw):
+    m, n = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    b = GraphBuilder("prog")
+    vals = [b.add_input(TensorType((m, n), float32), "x"), b.add_input(TensorType((n,), float32), "r"),
+            b.add_input(TensorType((m, 1), float32), "c"), b.add_input(TensorType((n, n), float32), "w")]
+    for _ in range(draw(st.integers(2, 12))):
+        pick = draw(st.sampled_from(["unary", "binary", "binary", "rowsum", "rowmax", "colsum", "matmul", "scale"]))
+        full = [v for v in vals if v.type.shape == (m, n)]
+        x = draw(st.sampled_from(full))
+        if pick == "unary":
+            op = draw(st.sampled_from(_UNARY))
+            y = b.emit("tanh", [x])[0] if op == "exp" else x    # keep exp's argument bounded
+            vals.append(b.emit(op, [y])[0])
+        elif pick == "binary":
+            other = draw(st.sampled_from([v for v in vals if v.type.shape != (n, n)]))
+            vals.append(b.emit(draw(st.sampled_from(_BINARY)), [x, other])[0])
+        elif pick in ("rowsum", "rowmax"):
+            r = b.emit("reduce_sum" if pick == "rowsum" else "reduce_max", [x], {"axes": (1,), "keepdims": True})[0]
+            vals.append(b.emit("sub", [x, r])[0])
+        elif pick == "colsum":
+            s = b.emit("reduce_sum", [x], {"axes": (0,), "keepdims": False})[0]
+            vals.append(b.emit("mul", [x, s])[0])
+        elif pick == "matmul":
+            vals.append(b.emit("matmul", [x, vals[3]], {"transpose_a": False, "transpose_b": False})[0])
+        else:
+            c = b.emit("constant", [], {"value": sf.ir.ConstValue.of(np.float32(0.5), float32)})[0]
+            vals.append(b.emit("mul", [x, b.emit("broadcast_to", [c], {"shape": (m, n)})[0]])[0])
+    outs = draw(st.lists(st.sampled_from(vals[4:]), min_size=1, max_size=3, unique_by=id))
+    g = b.finish(outs)
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 16)))
+    args = [rng.standard_normal(v.type.shape).astype(np.float32) for v in g.inputs]
+    return g, args
+
+
+@given(programs())
+def test_random_programs_fused_equal_unfused(prog):
+    g, args = prog
+    fg = verify(fuse(g))
+    for a, b in zip(run_graph(g, args), run_graph(fg, args)):
+        np.testing.assert_array_equal(a, b)
+    # every original op survives, either at top level or inside exactly one body
+    def count(graph):
+        return sum(1 for n in graph.walk() if n.op not in ("fused", "constant", "broadcast_to"))
+    assert count(fg) == count(g)
+
+
+def test_fused_op_rejects_mismatched_body():
+    b = GraphBuilder("body")
+    x = b.add_input(TensorType((3,), float32))
+    body = b.finish([b.emit("exp", [x])[0]])
+    outer = GraphBuilder("outer")
+    y = outer.add_input(TensorType((4,), float32))
+    with pytest.raises(Exception, match="body takes"):
+        outer.emit("fused", [y], {"body": body, "name": "f", "kind": "elemwise"})
