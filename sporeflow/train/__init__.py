@@ -1,0 +1,7 @@
+"""`sporeflow.train` (MindSpore's `mindspore.train`): Model, callbacks, metrics; the code lives in
+`sporeflow.runtime`, this namespace only re-exports. (Append new re-exports as separate lines.)"""
+from ..runtime.metrics import (F1, MAE, MSE, Accuracy, ConfusionMatrix, EvaluationBase, Fbeta, Loss,  # noqa: F401
+                               Metric, Precision, Recall, Top1CategoricalAccuracy, Top5CategoricalAccuracy,
+                               TopKCategoricalAccuracy, get_metric_fn, get_metrics, names, rearrange_inputs)
+from ..runtime import metrics  # noqa: F401
+from ..runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
