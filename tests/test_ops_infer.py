@@ -284,6 +284,18 @@ def _fused(draw):
     return [TensorType(a, dt), TensorType(b, dt)], {"body": body, "name": "fused_add_exp", "kind": "elemwise"}
 
 
+def _custom_vjp(draw):
+    """fwd = exp(x); bwd(x, y, dy) = dy * y."""
+    t = TensorType(draw(small_shape), draw(st.sampled_from(FLOATS)))
+    f = GraphBuilder("fwd")
+    x = f.add_input(t)
+    fwd = f.finish([f.emit("exp", [x])[0]])
+    b = GraphBuilder("bwd")
+    _, y, dy = (b.add_input(t) for _ in range(3))
+    bwd = b.finish([b.emit("mul", [dy, y])[0]])
+    return [t], {"fwd": fwd, "bwd": bwd}
+
+
 GENERATORS = {
     **{op: _unary(FLOATS) for op in ("exp", "log", "tanh", "sqrt", "rsqrt", "sin", "cos", "erf", "floor", "ceil",
                                      "is_finite")},
@@ -299,7 +311,7 @@ GENERATORS = {
     "concatenate": _concatenate, "rev": _rev, "take": _take, "scatter_add": _scatter_add, "iota": _iota,
     "constant": _constant, "matmul": _matmul, "conv2d": _conv2d, "max_pool2d": _pool, "avg_pool2d": _pool,
     "random_bits": _random_bits, "random_uniform": _random_uniform,
-    "cond": _cond, "while_loop": _while_loop, "scan": _scan, "fused": _fused,
+    "cond": _cond, "while_loop": _while_loop, "scan": _scan, "fused": _fused, "custom_vjp": _custom_vjp,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterator
 
+from .source import api_boundary
 from .tensor import Parameter, Tensor
 from .tracer import current_trace
 
@@ -118,6 +119,7 @@ class Cell:
     def construct(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define construct()")
 
+    @api_boundary
     def __call__(self, *args, **kwargs):
         trace = current_trace()
         if trace is not None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SporeflowError
 from ..ir.graph import Graph
+from .source import api_boundary
 from .pytree import TreeDef, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace
@@ -44,14 +45,28 @@ class CacheKey:
     types: tuple
     static: tuple
     modes: tuple
+    params: tuple       # "name: type" of every Parameter of the Cells involved
+    param_ids: tuple    # their identities: a replaced Parameter object means a new graph
     backend: str
 
     def parts(self) -> dict:
         return {"argument structure": self.structure, "tensor types": self.types, "static values": self.static,
-                "train flags": self.modes, "backend": self.backend}
+                "train flags": self.modes, "parameter types": self.params, "parameter objects": self.param_ids,
+                "backend": self.backend}
 
     def as_tuple(self) -> tuple:
-        return (self.structure, self.types, self.static, self.modes, self.backend)
+        return tuple(self.parts().values())
+
+
+def _describe_change(name: str, old, new) -> str:
+    """'tensor types changed: #0 f32[2,3] -> #0 f32[4,3]', listing only the differing entries."""
+    if name == "parameter objects":
+        return "parameter objects changed (a Cell's Parameter was replaced by another object)"
+    if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new) and name != "argument structure":
+        diffs = [f"{o} -> {n}" for o, n in zip(old, new) if o != n]
+        more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+        return f"{name} changed: " + ", ".join(diffs[:3]) + more
+    return f"{name} changed: {old} -> {new}"
 
 
 @dataclass
@@ -128,12 +143,16 @@ class JitFunction:
     # -- key ----------------------------------------------------------------------------------
     def _key(self, leaves: list, td: TreeDef) -> CacheKey:
         from ..context import default_backend
-        types = tuple(str(x._type) if isinstance(x, Tensor) else f"{x.dtype}{list(x.shape)}"
-                      for x in leaves if _is_dynamic(x))
+        types = tuple(f"#{i} " + (str(x._type) if isinstance(x, Tensor) else f"{x.dtype}{list(x.shape)}")
+                      for i, x in enumerate(leaves) if _is_dynamic(x))
         static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
-        return CacheKey(td, types, static, self._modes(leaves), self.backend or default_backend())
+        cells = self._cells(leaves)
+        params = [p for c in cells for p in c.get_parameters()]
+        return CacheKey(td, types, static, tuple(c.training_signature() for c in cells),
+                        tuple(f"{p.name}: {p._type}" for p in params), tuple(id(p) for p in params),
+                        self.backend or default_backend())
 
-    def _modes(self, leaves) -> tuple:
+    def _cells(self, leaves) -> list:
         from .cell import Cell
         cells = [self.fn] if isinstance(self.fn, Cell) else []
         fn = self.fn
@@ -143,7 +162,7 @@ class JitFunction:
         if hasattr(fn, "__self__") and isinstance(fn.__self__, Cell):
             cells.append(fn.__self__)
         cells += [x for x in leaves if isinstance(x, Cell)]
-        return tuple(c.training_signature() for c in cells)
+        return cells
 
     def _explain(self, key: CacheKey) -> str:
         if not self._keys:
@@ -153,12 +172,11 @@ class JitFunction:
             diff = [name for name, v in key.parts().items() if k.parts()[name] != v]
             if best_diff is None or len(diff) < len(best_diff):
                 best, best_diff = k, diff
-        details = []
-        for name in best_diff:
-            details.append(f"{name} changed: {best.parts()[name]} -> {key.parts()[name]}")
+        details = [_describe_change(name, best.parts()[name], key.parts()[name]) for name in best_diff]
         return "; ".join(details) or "unknown"
 
     # -- tracing ----------------------------------------------------------------------------------
+    @api_boundary
     def trace(self, *args, **kwargs) -> Traced:
         leaves, td = tree_flatten((args, kwargs))
         return self._trace(leaves, td)
@@ -186,18 +204,20 @@ class JitFunction:
         return Traced(graph, captured, updated, td, tuple(_is_dynamic(x) for x in leaves), out_td, out_static,
                       len(tensors), time.perf_counter() - t0)
 
+    @api_boundary
     def __call__(self, *args, **kwargs):
         if current_trace() is not None:
             return self.fn(*args, **kwargs)   # nested: inline into the enclosing trace
         leaves, td = tree_flatten((args, kwargs))
         key = self._key(leaves, td)
         compiled = self._cache.get(key.as_tuple())
-        if compiled is not None and any(p._type != v.type for p, v in zip(
-                compiled.traced.captured, compiled.traced.graph.inputs[len(key.types):])):
-            reason = "a captured Parameter changed shape or dtype"
-            compiled = None
-        else:
-            reason = None
+        reason = None
+        if compiled is not None:
+            stale = [f"{getattr(p, 'name', '?')}: {v.type} -> {p._type}" for p, v in zip(
+                compiled.traced.captured, compiled.traced.graph.inputs[len(key.types):]) if p._type != v.type]
+            if stale:
+                reason = "captured Parameter changed shape or dtype: " + ", ".join(stale)
+                compiled = None
         if compiled is None:
             reason = reason or self._explain(key)
             if self._keys:

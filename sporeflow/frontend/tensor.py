@@ -44,6 +44,14 @@ def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
     return np.array(arr, dtype=dt.storage, order="C"), dt
 
 
+_MS_NAMES = {"bool": "Bool", "bfloat16": "BFloat16", "uint8": "UInt8", "uint32": "UInt32"}
+
+
+def ms_dtype_name(dt: DType) -> str:
+    """MindSpore's printed dtype name: Float32, BFloat16, Int64, UInt8, Bool."""
+    return _MS_NAMES.get(dt.name, dt.name.capitalize())
+
+
 class Tensor:
     """An n-dimensional array. Eager ops run immediately; inside `jit` they are traced."""
     __array_priority__ = 100
@@ -133,9 +141,12 @@ class Tensor:
         return id(self)
 
     def __repr__(self) -> str:
-        name = self.dtype.name.capitalize() if self.dtype is not D.bool_ else "Bool"
-        name = {"Bfloat16": "BFloat16"}.get(name, name)
-        return f"Tensor(shape={list(self.shape)}, dtype={name}, value={np.array2string(self.asnumpy(), prefix='')})"
+        """MindSpore's format: `Tensor(shape=[2, 3], dtype=Float32, value=\n[[...]])`."""
+        a = self.asnumpy()
+        if a.ndim == 0:
+            return f"Tensor(shape=[], dtype={ms_dtype_name(self.dtype)}, value= {a.item()})"
+        body = np.array2string(a, separator=", ", prefix="")
+        return f"Tensor(shape={list(self.shape)}, dtype={ms_dtype_name(self.dtype)}, value=\n{body})"
 
     __str__ = lambda self: np.array2string(self.asnumpy())  # noqa: E731
 
@@ -303,9 +314,14 @@ class Parameter(Tensor):
         return p
 
     def __repr__(self) -> str:
-        return f"Parameter (name={self.name}, shape={list(self.shape)}, dtype={self.dtype.name.capitalize()}, requires_grad={self.requires_grad})"
+        return (f"Parameter (name={self.name}, shape={list(self.shape)}, dtype={ms_dtype_name(self.dtype)}, "
+                f"requires_grad={self.requires_grad})")
 
     __hash__ = Tensor.__hash__
 
 
 from . import functional as F  # noqa: E402  (operators dispatch here; imported last to break the cycle)
+from .source import wrap_methods  # noqa: E402
+
+for _cls in (Tensor, Tracer, Parameter):
+    wrap_methods(_cls)

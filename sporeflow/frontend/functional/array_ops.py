@@ -287,11 +287,20 @@ def getitem(x: Tensor, key):
     n_explicit = sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_explicit > x.ndim:
         raise IndexError(f"too many indices ({n_explicit}) for a tensor of rank {x.ndim}")
-    if Ellipsis in key:
-        i = key.index(Ellipsis)
+    ells = [i for i, k in enumerate(key) if k is Ellipsis]  # `in` would compare arrays elementwise
+    if len(ells) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if ells:
+        i = ells[0]
         key = key[:i] + (slice(None),) * (x.ndim - n_explicit) + key[i + 1:]
     else:
         key = key + (slice(None),) * (x.ndim - n_explicit)
+    # numpy puts the array index's dims first when advanced indices (ints, the array) are not
+    # adjacent, e.g. x[1, :, [0, 2]]
+    adv = [i for i, k in enumerate(key) if k is not None and not isinstance(k, slice)]
+    has_array = any(isinstance(k, (list, np.ndarray, Tensor)) and not (
+        isinstance(k, Tensor) and k.ndim == 0 and not _is_tracer(k) and k.dtype.is_int) for k in key)
+    array_first = has_array and adv and adv[-1] - adv[0] + 1 != len(adv)
     starts, limits, strides, flips = [], [], [], []
     out_shape, array_idx = [], None
     dim = 0
@@ -336,7 +345,12 @@ def getitem(x: Tensor, key):
             raise IndexError(f"index out of bounds for axis with size {size}")
         if not _is_tracer(idx) and idx.size and idx.asnumpy().min() < 0:
             idx = Tensor(np.where(idx.asnumpy() < 0, idx.asnumpy() + size, idx.asnumpy()))
+        elif _is_tracer(idx) and idx.dtype.is_signed:  # negative traced indices count from the end
+            idx = lax.select(lax.lt(idx, lax.zeros_like(idx)), lax.add(idx, lax.full((), size, idx.dtype)), idx)
         y = lax.take(y, idx, axis=pos)
+        if array_first and pos:
+            nd = idx.ndim
+            y = transpose(y, list(range(pos, pos + nd)) + list(range(pos)) + list(range(pos + nd, y.ndim)))
     return y
 
 
