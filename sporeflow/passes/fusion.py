@@ -363,7 +363,7 @@ class _Fuser:
 
     # -- ordering -----------------------------------------------------------------------------
     def _units(self, graph: Graph, groups, member_of, rep) -> list:
-        """Topological order of fused groups and remaining nodes (stable by first position)."""
+        """Topological order of fused groups and remaining nodes (stable by last member position)."""
         live: set[int] = {id(v) for v in graph.outputs}
         for n in graph.nodes:
             if id(n) not in rep and id(n) not in member_of:
@@ -381,10 +381,12 @@ class _Fuser:
             u = member_of.get(id(n), None)
             key = ("g", u) if u is not None else ("n", id(n))
             unit_of[id(n)] = key
-            if key not in order_pos:
-                order_pos[key] = pos
+            if key not in deps:
                 keys.append((key, n if u is None else u))
                 deps[key] = set()
+            # a group sits where its last member was: reads of its inputs by other nodes come
+            # first, so a parameter update can still be written over the parameter (memory.py)
+            order_pos[key] = pos
         for n in graph.nodes:
             key = unit_of.get(id(n))
             if key is None:
