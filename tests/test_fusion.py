@@ -154,3 +154,41 @@ def test_fused_op_rejects_mismatched_body():
     y = outer.add_input(TensorType((4,), float32))
     with pytest.raises(Exception, match="body takes"):
         outer.emit("fused", [y], {"body": body, "name": "f", "kind": "elemwise"})
+
+
+# ---- the fused op's rules inline the body ------------------------------------------------------
+def _rule_case():
+    x = sf.Tensor(RNG.standard_normal((4, 6)).astype(np.float32))
+    w = _param((6, 6), "wr")
+    g, args = _trace(lambda a: ops.softmax(ops.tanh(ops.matmul(a, w)) * 2.0, -1) * a, x)
+    fg = fuse(g)
+    assert any(n.op == "fused" for n in fg.nodes)
+    return g, fg, args
+
+
+def test_fused_vjp_and_jvp_equal_unfused():
+    from sporeflow.passes.autodiff import vjp_graph
+    from sporeflow.passes.forward import jvp_graph
+    g, fg, args = _rule_case()
+    ct = [RNG.standard_normal(v.type.shape).astype(np.float32) for v in g.outputs]
+    want = run_graph(verify(vjp_graph(g, [True, True])), args + ct)
+    got = run_graph(verify(vjp_graph(fg, [True, True])), args + ct)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    tans = [RNG.standard_normal(a.shape).astype(np.float32) for a in args]
+    want = run_graph(verify(jvp_graph(g, [True, True])), args + tans)
+    got = run_graph(verify(jvp_graph(fg, [True, True])), args + tans)
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_rule_equals_unfused():
+    vm = pytest.importorskip("sporeflow.passes.vmap", reason="vmap pass (issue: transformations) not present")
+    g, fg, args = _rule_case()
+    batched = [np.stack([a, a * 0.5 + 1, -a]) for a in args]
+    (gw, dw), (gg, dg) = vm.batch_graph(g, [0, 0], 3), vm.batch_graph(fg, [0, 0], 3)
+    want, got = run_graph(verify(gw), batched), run_graph(verify(gg), batched)
+    want = [np.moveaxis(a, d, 0) for a, d in zip(want, dw)]
+    got = [np.moveaxis(a, d, 0) for a, d in zip(got, dg)]
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
