@@ -1,0 +1,101 @@
+"""Graph -> one LLVM module. Every graph (the main one and each control-flow subgraph) becomes
+`void @<name>(ptr %ins, ptr %outs, ptr %arena)`: `ins`/`outs` are arrays of buffer pointers,
+`arena` is one preallocated block holding every intermediate value at a fixed offset.
+
+Why a static arena: shapes are static, so each value's buffer is known at compile time and
+native code never allocates; subgraph bodies reuse their slots on every iteration (calls are
+never re-entrant). Memory reuse between dead values is issue 5's memory planner.
+Nodes are lowered by the rule registered under `OpDef.lower["llvm"]` (see lowering.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import BackendError
+from ...ir.graph import Graph, Node, Value
+from ...ir.registry import REGISTRY
+from .irgen import BYTES, FnBuilder, ModuleBuilder, storage_ty
+
+ALIGN = 64
+
+
+def nbytes(v: Value) -> int:
+    return v.type.size * BYTES[storage_ty(v.dtype)]
+
+
+@dataclass
+class ModuleCodegen:
+    """Owns the module text, the arena layout and the graph -> function names."""
+    mod: ModuleBuilder
+    arena_size: int = 0
+    fn_names: dict = field(default_factory=dict)
+
+    def alloc(self, size: int) -> int:
+        off = self.arena_size
+        self.arena_size += -(-max(size, 1) // ALIGN) * ALIGN
+        return off
+
+    def function_for(self, g: Graph) -> str:
+        """Emit (once) the function of graph `g`; returns its @name."""
+        if id(g) not in self.fn_names:
+            name = self.mod.unique("g_" + "".join(ch if ch.isalnum() else "_" for ch in g.name)[:40] + "_")
+            self.fn_names[id(g)] = name
+            GraphFn(self, g, name).emit()
+        return "@" + self.fn_names[id(g)]
+
+
+class GraphFn:
+    """Lowers one graph into one function."""
+
+    def __init__(self, cg: ModuleCodegen, g: Graph, name: str):
+        self.cg, self.g, self.name = cg, g, name
+        self.b = FnBuilder(name, f"void @{name}(ptr noalias %ins, ptr noalias %outs, ptr noalias %arena) #0",
+                           cg.mod)
+        self.ptrs: dict[int, str] = {}
+
+    # -- what lowering rules use ----------------------------------------------------------------
+    def ptr(self, v: Value) -> str:
+        return self.ptrs[id(v)]
+
+    def scratch(self, size: int) -> str:
+        """A private arena region for a kernel's temporaries."""
+        return self.b.gep("i8", "%arena", self.cg.alloc(size))
+
+    def ptr_array(self, ptrs: list[str]) -> str:
+        """An on-stack array of pointers (for calling a subgraph function)."""
+        arr = self.b.alloca("ptr", "pa", max(len(ptrs), 1))
+        for k, p in enumerate(ptrs):
+            self.b.store("ptr", p, arr, k)
+        return arr
+
+    # -- emission -------------------------------------------------------------------------------
+    def emit(self) -> None:
+        b = self.b
+        for i, v in enumerate(self.g.inputs):
+            self.ptrs[id(v)] = b.load("ptr", "%ins", i)
+        for node in self.g.nodes:
+            self._lower(node)
+        for i, v in enumerate(self.g.outputs):
+            dst = b.load("ptr", "%outs", i)
+            b.memcpy(dst, self.ptr(v), nbytes(v))
+        self.cg.mod.functions.append(b.render())
+
+    def _lower(self, node: Node) -> None:
+        rule = REGISTRY[node.op].lower.get("llvm")
+        if rule is None:
+            raise BackendError(f"llvm backend: no lowering for op {node.op!r}")
+        if node.op != "constant":
+            for v in node.outputs:
+                self.ptrs[id(v)] = self.b.gep("i8", "%arena", self.cg.alloc(nbytes(v)))
+        ins = [self.ptr(v) for v in node.inputs]
+        outs = [self.ptrs.get(id(v), "") for v in node.outputs]
+        self.b.emit(f"; {node.op} {' '.join(str(v.type) for v in node.outputs)}"
+                    + (f"  {node.scope}" if node.scope else ""))
+        rule(self, node, ins, outs)
+
+
+def generate(g: Graph) -> tuple[str, int, str]:
+    """(module IR text, arena bytes, entry function name) for graph `g`."""
+    cg = ModuleCodegen(ModuleBuilder(g.name))
+    entry = cg.function_for(g)[1:]
+    return cg.mod.render(), cg.arena_size, entry

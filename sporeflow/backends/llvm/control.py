@@ -1,0 +1,88 @@
+"""Structured control flow as native control flow: cond/while_loop/scan call their subgraphs'
+functions (a whole scan is one native call, its loop runs in machine code); fused and
+custom_vjp inline their body into the current function.
+
+Carries live in the node's output buffers: the initial values are copied in, each step's body
+writes the next carry into scratch slots, which are then copied back (a body may return an
+input unchanged, so reading and writing the same buffer in one step must be avoided).
+"""
+from __future__ import annotations
+
+from .codegen import nbytes
+
+
+def _call(fx, g, ins: list[str], outs: list[str]) -> None:
+    fn = fx.cg.function_for(g)
+    fx.b.emit(f"call void {fn}(ptr {fx.ptr_array(ins)}, ptr {fx.ptr_array(outs)}, ptr %arena)")
+
+
+def lower_cond(fx, node, ins, outs) -> None:
+    b = fx.b
+    pred = b.op(f"icmp ne i8 {b.load('i8', ins[0])}, 0")
+    then, els, done = b.label("cthen"), b.label("celse"), b.label("cdone")
+    b.emit(f"br i1 {pred}, label %{then}, label %{els}")
+    b.start_block(then)
+    _call(fx, node.attrs["then_branch"], ins[1:], outs)
+    b.br(done)
+    b.start_block(els)
+    _call(fx, node.attrs["else_branch"], ins[1:], outs)
+    b.br(done)
+    b.start_block(done)
+
+
+def _carry_scratch(fx, values) -> list[str]:
+    return [fx.scratch(nbytes(v)) for v in values]
+
+
+def lower_while(fx, node, ins, outs) -> None:
+    b = fx.b
+    for src, dst, v in zip(ins, outs, node.outputs):
+        b.memcpy(dst, src, nbytes(v))
+    flag = fx.scratch(1)
+    tmp = _carry_scratch(fx, node.outputs)
+    head, body, done = b.label("whead"), b.label("wbody"), b.label("wdone")
+    b.br(head)
+    b.start_block(head)
+    _call(fx, node.attrs["cond_graph"], outs, [flag])
+    go = b.op(f"icmp ne i8 {b.load('i8', flag)}, 0")
+    b.emit(f"br i1 {go}, label %{body}, label %{done}")
+    b.start_block(body)
+    _call(fx, node.attrs["body_graph"], outs, tmp)
+    for src, dst, v in zip(tmp, outs, node.outputs):
+        b.memcpy(dst, src, nbytes(v))
+    b.br(head)
+    b.start_block(done)
+
+
+def lower_scan(fx, node, ins, outs) -> None:
+    b = fx.b
+    nc, length, reverse = node.attrs["num_carry"], node.attrs["length"], node.attrs["reverse"]
+    carry_vals = node.outputs[:nc]
+    for src, dst, v in zip(ins[:nc], outs[:nc], carry_vals):
+        b.memcpy(dst, src, nbytes(v))
+    tmp = _carry_scratch(fx, carry_vals)
+    xs, ys = node.inputs[nc:], node.outputs[nc:]
+    with b.loop(length, "st") as t:
+        tt = b.op(f"sub i64 {length - 1}, {t}", "i") if reverse else t
+        x_ptrs = [b.gep("i8", p, b.mul(tt, nbytes(v) // max(length, 1))) for p, v in zip(ins[nc:], xs)]
+        y_ptrs = [b.gep("i8", p, b.mul(tt, nbytes(v) // max(length, 1))) for p, v in zip(outs[nc:], ys)]
+        _call(fx, node.attrs["body"], list(outs[:nc]) + x_ptrs, tmp + y_ptrs)
+        for src, dst, v in zip(tmp, outs[:nc], carry_vals):
+            b.memcpy(dst, src, nbytes(v))
+
+
+def _inline(attr: str):
+    """Lower the body subgraph's nodes right here; outputs alias the body's result buffers."""
+    def rule(fx, node, ins, outs) -> None:
+        body = node.attrs[attr]
+        for v, p in zip(body.inputs, ins):
+            fx.ptrs[id(v)] = p
+        for inner in body.nodes:
+            fx._lower(inner)
+        for v, o in zip(body.outputs, node.outputs):
+            fx.ptrs[id(o)] = fx.ptr(v)
+    return rule
+
+
+RULES = {"cond": lower_cond, "while_loop": lower_while, "scan": lower_scan,
+         "fused": _inline("body"), "custom_vjp": _inline("fwd")}

@@ -1,0 +1,62 @@
+"""The compiled graph: checks its inputs, then runs one native call.
+
+Native code never sees a buffer it was not compiled for: `check_inputs` refuses wrong shapes
+or dtypes with an error naming the input; non-contiguous or misaligned arrays (views,
+transposes, slices) are copied to a dense C-order buffer first, never passed as raw pointers.
+"""
+from __future__ import annotations
+
+import ctypes
+import time
+
+import numpy as np
+
+from ...ir.graph import Graph
+from ..base import check_inputs
+from . import jit
+from .codegen import generate
+
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class LLVMExecutable:
+    """Callable on storage arrays; `.source` is the LLVM IR, `.asm` the host assembly."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        t0 = time.perf_counter()
+        self.source, self.arena_bytes, self.entry = generate(graph)
+        t1 = time.perf_counter()
+        obj, stats = jit.compile_object(self.source)
+        t2 = time.perf_counter()
+        self._loaded = jit.Loaded(obj)
+        self._fn = _ENTRY(self._loaded.address(self.entry))
+        t3 = time.perf_counter()
+        self._arena = np.empty(max(self.arena_bytes, 64), np.uint8)
+        self._n_in, self._n_out = len(graph.inputs), len(graph.outputs)
+        self._out_types = [(v.type.shape, v.type.dtype.storage) for v in graph.outputs]
+        self.stats = dict(stats, nodes=len(graph.nodes), ir_lines=self.source.count("\n"),
+                          arena_bytes=self.arena_bytes, object_bytes=len(obj), codegen_ir_seconds=t1 - t0,
+                          compile_seconds=t2 - t1, load_seconds=t3 - t2)
+        self._asm: tuple[str, str] | None = None
+
+    @property
+    def asm(self) -> str:
+        if self._asm is None:
+            self._asm = jit.optimized_ir_and_asm(self.source)
+        return self._asm[1]
+
+    @property
+    def optimized_source(self) -> str:
+        if self._asm is None:
+            self._asm = jit.optimized_ir_and_asm(self.source)
+        return self._asm[0]
+
+    def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        check_inputs(self.graph, arrays)
+        arrays = [a if a.flags.c_contiguous and a.flags.aligned else np.ascontiguousarray(a) for a in arrays]
+        outs = [np.empty(shape, dt) for shape, dt in self._out_types]
+        ins_p = (ctypes.c_void_p * max(self._n_in, 1))(*[a.ctypes.data for a in arrays])
+        outs_p = (ctypes.c_void_p * max(self._n_out, 1))(*[o.ctypes.data for o in outs])
+        self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)
+        return outs

@@ -1,0 +1,209 @@
+"""A tiny LLVM-IR text emitter: SSA names, blocks, counted loops, typed loads/stores.
+
+Why text and not llvmlite.ir: the renderer is a handful of string templates (as tinygrad's
+llvmir renderer), emitting is fast, and the text is exactly what `.source` shows.
+Addresses are always formed with GEP (never ptrtoint/inttoptr: LLVM 22 can miscompile
+integer pointer arithmetic after unrolling, see backend-derisk.md 4.2).
+"""
+from __future__ import annotations
+
+import contextlib
+import struct
+from typing import Iterator, Sequence
+
+from ...ir.dtypes import DType
+
+# storage type of each dtype in LLVM (bf16 is kept as i16 and converted with integer ops so
+# that rounding is bit-identical to ir/dtypes.py, subnormals included; see derisk 1f)
+STORAGE = {"bool": "i8", "uint8": "i8", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+           "uint32": "i32", "float16": "half", "bfloat16": "i16", "float32": "float", "float64": "double"}
+# type arithmetic runs in (half types compute in float32, as the interpreter does)
+COMPUTE = {"bool": "i1", "uint8": "i8", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+           "uint32": "i32", "float16": "float", "bfloat16": "float", "float32": "float", "float64": "double"}
+BYTES = {"i8": 1, "i16": 2, "i32": 4, "i64": 8, "half": 2, "float": 4, "double": 8}
+
+
+def storage_ty(dt: DType) -> str:
+    return STORAGE[dt.name]
+
+
+def compute_ty(dt: DType) -> str:
+    return COMPUTE[dt.name]
+
+
+def is_unsigned(dt: DType) -> bool:
+    return dt.name in ("uint8", "uint32", "bool")
+
+
+def fconst(x: float, ty: str = "float") -> str:
+    """A float literal LLVM accepts exactly: hex of the double (float constants must be
+    exactly representable in float, so the value is rounded to float first)."""
+    if ty == "float":
+        x = struct.unpack("<f", struct.pack("<f", x))[0]
+    if ty == "half":
+        raise ValueError("half constants are not emitted; half computes in float")
+    return "0x%016X" % struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+class FnBuilder:
+    """Builds one function: `emit` appends instructions to the current block."""
+
+    def __init__(self, name: str, params: str, module: "ModuleBuilder"):
+        self.name = name
+        self.params = params
+        self.module = module
+        self.lines: list[str] = []
+        self.allocas: list[str] = []
+        self._n = 0
+        self.block = "entry"
+
+    # -- names and raw emission ---------------------------------------------------------
+    def tmp(self, hint: str = "t") -> str:
+        self._n += 1
+        return f"%{hint}{self._n}"
+
+    def label(self, hint: str = "b") -> str:
+        self._n += 1
+        return f"{hint}{self._n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " + line)
+
+    def op(self, text: str, hint: str = "t") -> str:
+        """Emit `%r = text` and return %r."""
+        r = self.tmp(hint)
+        self.emit(f"{r} = {text}")
+        return r
+
+    def start_block(self, lab: str) -> None:
+        self.lines.append(f"{lab}:")
+        self.block = lab
+
+    def br(self, lab: str) -> None:
+        self.emit(f"br label %{lab}")
+
+    def alloca(self, ty: str, hint: str = "a", count: int = 1) -> str:
+        """Stack slot in the entry block (so mem2reg promotes scalar accumulators)."""
+        r = self.tmp(hint)
+        self.allocas.append(f"  {r} = alloca {ty}" + (f", i64 {count}" if count != 1 else "") + ", align 64")
+        return r
+
+    # -- addressing --------------------------------------------------------------------------
+    def gep(self, ty: str, ptr: str, idx: str | int) -> str:
+        if idx == 0 or idx == "0":
+            return ptr
+        return self.op(f"getelementptr inbounds {ty}, ptr {ptr}, i64 {idx}", "p")
+
+    def load(self, ty: str, ptr: str, idx: str | int = 0) -> str:
+        return self.op(f"load {ty}, ptr {self.gep(ty, ptr, idx)}", "v")
+
+    def store(self, ty: str, val: str, ptr: str, idx: str | int = 0) -> None:
+        self.emit(f"store {ty} {val}, ptr {self.gep(ty, ptr, idx)}")
+
+    def memcpy(self, dst: str, src: str, nbytes: int | str) -> None:
+        if nbytes == 0:
+            return
+        self.module.declare("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)")
+        self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {dst}, ptr {src}, i64 {nbytes}, i1 false)")
+
+    def memmove(self, dst: str, src: str, nbytes: int | str) -> None:
+        if nbytes == 0:
+            return
+        self.module.declare("declare void @llvm.memmove.p0.p0.i64(ptr, ptr, i64, i1)")
+        self.emit(f"call void @llvm.memmove.p0.p0.i64(ptr {dst}, ptr {src}, i64 {nbytes}, i1 false)")
+
+    # -- integer helpers on i64 ------------------------------------------------------------
+    def add(self, a, b) -> str:
+        if b == 0 or b == "0":
+            return str(a)
+        if a == 0 or a == "0":
+            return str(b)
+        return self.op(f"add i64 {a}, {b}", "i")
+
+    def mul(self, a, b) -> str:
+        if b == 1 or b == "1":
+            return str(a)
+        if b == 0 or a == 0:
+            return "0"
+        return self.op(f"mul i64 {a}, {b}", "i")
+
+    def linear(self, idx: Sequence[str | int], strides: Sequence[int]) -> str:
+        """sum(idx[d] * strides[d]) as i64 (skipping zero strides)."""
+        acc: str = "0"
+        for i, s in zip(idx, strides):
+            if s:
+                acc = self.add(acc, self.mul(i, s))
+        return acc
+
+    # -- control flow -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def loop(self, n: int | str, hint: str = "i", start: int | str = 0, step: int = 1) -> Iterator[str]:
+        """for (i = start; i < n; i += step) { body }  (signed i64 compare)."""
+        pre = self.block
+        head, body, latch, done = self.label("head"), self.label("body"), self.label("latch"), self.label("done")
+        i, nxt = self.tmp(hint), self.tmp(hint + "n")
+        self.br(head)
+        self.start_block(head)
+        self.emit(f"{i} = phi i64 [{start}, %{pre}], [{nxt}, %{latch}]")
+        c = self.op(f"icmp slt i64 {i}, {n}", "c")
+        self.emit(f"br i1 {c}, label %{body}, label %{done}")
+        self.start_block(body)
+        yield i
+        self.br(latch)
+        self.start_block(latch)
+        self.emit(f"{nxt} = add nuw nsw i64 {i}, {step}")
+        self.br(head)
+        self.start_block(done)
+
+    @contextlib.contextmanager
+    def loops(self, shape: Sequence[int], hint: str = "i") -> Iterator[list[str]]:
+        """Nested loops over `shape` (outermost first); yields the index names."""
+        with contextlib.ExitStack() as st:
+            idx = [st.enter_context(self.loop(d, f"{hint}{k}_")) for k, d in enumerate(shape)]
+            yield idx
+
+    @contextlib.contextmanager
+    def if_(self, cond: str) -> Iterator[None]:
+        then, done = self.label("then"), self.label("endif")
+        self.emit(f"br i1 {cond}, label %{then}, label %{done}")
+        self.start_block(then)
+        yield
+        self.br(done)
+        self.start_block(done)
+
+    def render(self) -> str:
+        body = "\n".join(self.lines)
+        allocas = "\n".join(self.allocas)
+        return (f"define {self.params} {{\nentry:\n{allocas}\n{body}\n  ret void\n}}\n"
+                .replace("define ", "define ", 1))
+
+
+class ModuleBuilder:
+    """Collects functions, declarations and global constants of one module."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.decls: dict[str, None] = {}
+        self.globals: list[str] = []
+        self.functions: list[str] = []
+        self._n = 0
+
+    def declare(self, line: str) -> None:
+        self.decls[line] = None
+
+    def global_bytes(self, data: bytes, hint: str = "const") -> str:
+        self._n += 1
+        name = f"@{hint}{self._n}"
+        body = "".join(f"\\{b:02X}" for b in data)
+        self.globals.append(f"{name} = private unnamed_addr constant [{max(len(data), 1)} x i8] "
+                            f"c\"{body or chr(92) + '00'}\", align 64")
+        return name
+
+    def unique(self, hint: str) -> str:
+        self._n += 1
+        return f"{hint}{self._n}"
+
+    def render(self) -> str:
+        parts = [f"; ModuleID = '{self.name}'", *self.globals, "", *self.decls, "", *self.functions,
+                 "attributes #0 = { nounwind \"no-trapping-math\"=\"true\" }"]
+        return "\n".join(parts) + "\n"

@@ -1,0 +1,162 @@
+"""Shape primitives as data-movement loops: reshape, transpose, broadcast_to, slice, rev, pad,
+concatenate, take (gather) and scatter_add. Pure moves copy the storage bits as integers of
+the same width (no float semantics, NaN payloads kept); indices are clipped into range
+exactly as the interpreter does, so native code never reads or writes out of bounds."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir.dtypes import from_compute as np_from_compute, to_compute as np_to_compute
+from .irgen import BYTES, FnBuilder, compute_ty, is_unsigned, storage_ty
+from .kernels_elem import broadcast_strides, collapse, contiguous_strides, load_c, store_c
+
+_ITY = {1: "i8", 2: "i16", 4: "i32", 8: "i64"}
+
+
+def bits_ty(dt) -> str:
+    return _ITY[BYTES[storage_ty(dt)]]
+
+
+def _nb(v) -> int:
+    return v.type.size * BYTES[storage_ty(v.dtype)]
+
+
+def copy_strided(b: FnBuilder, dst: str, src: str, dt, shape, dst_st, src_st, src_off="0", dst_off="0") -> None:
+    """dst[dst_off + idx.dst_st] = src[src_off + idx.src_st] over `shape`."""
+    ty = bits_ty(dt)
+    shp, (s_st, d_st) = collapse(list(shape), [list(src_st), list(dst_st)])
+    with b.loops(shp, "m") as idx:
+        v = b.load(ty, src, b.add(src_off, b.linear(idx, s_st)))
+        b.store(ty, v, dst, b.add(dst_off, b.linear(idx, d_st)))
+
+
+def lower_reshape(fx, node, ins, outs) -> None:
+    fx.b.memcpy(outs[0], ins[0], _nb(node.outputs[0]))
+
+
+def lower_transpose(fx, node, ins, outs) -> None:
+    x, out, perm = node.inputs[0], node.outputs[0], node.attrs["perm"]
+    st = contiguous_strides(x.shape)
+    copy_strided(fx.b, outs[0], ins[0], x.dtype, out.shape, contiguous_strides(out.shape), [st[p] for p in perm])
+
+
+def lower_broadcast(fx, node, ins, outs) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    copy_strided(fx.b, outs[0], ins[0], x.dtype, out.shape, contiguous_strides(out.shape),
+                 broadcast_strides(x.shape, out.shape))
+
+
+def lower_slice(fx, node, ins, outs) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    st = contiguous_strides(x.shape)
+    start, strides = node.attrs["start"], node.attrs["strides"]
+    off = sum(s * t for s, t in zip(start, st))
+    copy_strided(fx.b, outs[0], ins[0], x.dtype, out.shape, contiguous_strides(out.shape),
+                 [t * k for t, k in zip(st, strides)], src_off=str(off))
+
+
+def lower_rev(fx, node, ins, outs) -> None:
+    x, b = node.inputs[0], fx.b
+    axes = set(node.attrs["axes"])
+    st = contiguous_strides(x.shape)
+    ty = bits_ty(x.dtype)
+    with b.loops(x.shape, "v") as idx:
+        src = [b.op(f"sub i64 {d - 1}, {i}", "i") if k in axes else i for k, (i, d) in enumerate(zip(idx, x.shape))]
+        b.store(ty, b.load(ty, ins[0], b.linear(src, st)), outs[0], b.linear(idx, st))
+
+
+def storage_const(value, dt) -> str:
+    """A Python scalar as the integer bits of `dt`'s storage (rounded as the reference does)."""
+    arr = np_from_compute(np.asarray(np.full((), value, dtype=np_to_compute(np.zeros((), dt.storage), dt).dtype)), dt)
+    raw = np.asarray(arr, dtype=dt.storage).reshape(1).view(f"u{BYTES[storage_ty(dt)]}")[0]
+    n = int(raw)
+    bits = 8 * BYTES[storage_ty(dt)]
+    return str(n - (1 << bits) if n >= 1 << (bits - 1) else n)
+
+
+def lower_pad(fx, node, ins, outs) -> None:
+    b, x, out = fx.b, node.inputs[0], node.outputs[0]
+    lo, interior = node.attrs["lo"], node.attrs["interior"]
+    ty = bits_ty(x.dtype)
+    fill = storage_const(node.attrs["value"], x.dtype)
+    with b.loop(out.type.size, "f") as i:
+        b.store(ty, fill, outs[0], i)
+    ost = contiguous_strides(out.shape)
+    off = sum(l * s for l, s in zip(lo, ost))
+    copy_strided(b, outs[0], ins[0], x.dtype, x.shape, [s * (k + 1) for s, k in zip(ost, interior)],
+                 contiguous_strides(x.shape), dst_off=str(off))
+
+
+def lower_concatenate(fx, node, ins, outs) -> None:
+    out, ax = node.outputs[0], node.attrs["axis"]
+    ost = contiguous_strides(out.shape)
+    pos = 0
+    for p, v in zip(ins, node.inputs):
+        copy_strided(fx.b, outs[0], p, v.dtype, v.shape, ost, contiguous_strides(v.shape), dst_off=str(pos * ost[ax]))
+        pos += v.shape[ax]
+
+
+def _clipped_index(b: FnBuilder, idx_ptr: str, idx_dt, at: str, n: int) -> str:
+    v = b.load(storage_ty(idx_dt), idx_ptr, at)
+    cty = storage_ty(idx_dt)
+    if cty != "i64":
+        v = b.op(f"{'zext' if is_unsigned(idx_dt) else 'sext'} {cty} {v} to i64")
+    v = b.op(f"select i1 {b.op(f'icmp slt i64 {v}, 0')}, i64 0, i64 {v}")
+    return b.op(f"select i1 {b.op(f'icmp sgt i64 {v}, {n - 1}')}, i64 {n - 1}, i64 {v}")
+
+
+def _gather_space(node, x, idx):
+    ax = node.attrs["axis"]
+    pre, post = list(x.shape[:ax]), list(x.shape[ax + 1:])
+    return ax, pre, post, pre + list(idx.shape) + post
+
+
+def lower_take(fx, node, ins, outs) -> None:
+    b, (x, idx), out = fx.b, node.inputs, node.outputs[0]
+    ax, pre, post, space = _gather_space(node, x, idx)
+    xst, ist = contiguous_strides(x.shape), contiguous_strides(idx.shape)
+    ty = bits_ty(x.dtype)
+    with b.loops(space, "g") as ii:
+        pi, mi, qi = ii[:len(pre)], ii[len(pre):len(pre) + idx.type.ndim], ii[len(pre) + idx.type.ndim:]
+        j = _clipped_index(b, ins[1], idx.dtype, b.linear(mi, ist), x.shape[ax])
+        src = b.add(b.add(b.linear(pi, xst[:ax]), b.mul(j, xst[ax])), b.linear(qi, xst[ax + 1:]))
+        b.store(ty, b.load(ty, ins[0], src), outs[0], b.linear(ii, contiguous_strides(out.shape)))
+
+
+def lower_scatter_add(fx, node, ins, outs) -> None:
+    """out = x; out[..., clip(idx), ...] += upd, in index order (np.add.at). Half types add in
+    float32 and round once at the end, as the reference (which runs on float32 copies) does."""
+    b, (x, idx, upd), out = fx.b, node.inputs, node.outputs[0]
+    ax, pre, post, space = _gather_space(node, x, idx)
+    xst, ist = contiguous_strides(x.shape), contiguous_strides(idx.shape)
+    cty = compute_ty(x.dtype)
+    half = x.dtype.is_half
+    acc = fx.scratch(x.type.size * 4) if half else outs[0]
+    n = x.type.size
+    if half:
+        with b.loop(n, "s") as i:
+            b.store("float", load_c(b, ins[0], x.dtype, i), acc, i)
+    else:
+        b.memcpy(outs[0], ins[0], _nb(x))
+    with b.loops(space, "g") as ii:
+        pi, mi, qi = ii[:len(pre)], ii[len(pre):len(pre) + idx.type.ndim], ii[len(pre) + idx.type.ndim:]
+        j = _clipped_index(b, ins[1], idx.dtype, b.linear(mi, ist), x.shape[ax])
+        dst = b.add(b.add(b.linear(pi, xst[:ax]), b.mul(j, xst[ax])), b.linear(qi, xst[ax + 1:]))
+        u = load_c(b, ins[2], upd.dtype, b.linear(ii, contiguous_strides(upd.shape)))
+        if half:
+            cur = b.load("float", acc, dst)
+            b.store("float", b.op(f"fadd float {cur}, {u}"), acc, dst)
+        else:
+            cur = load_c(b, outs[0], x.dtype, dst)
+            r = b.op(f"{'fadd' if x.dtype.is_float else 'add'} {cty} {cur}, {u}")
+            store_c(b, r, outs[0], x.dtype, dst)
+    if half:
+        with b.loop(n, "s") as i:
+            store_c(b, b.load("float", acc, i), outs[0], x.dtype, i)
+
+
+RULES = {
+    "reshape": lower_reshape, "transpose": lower_transpose, "broadcast_to": lower_broadcast,
+    "slice": lower_slice, "rev": lower_rev, "pad": lower_pad, "concatenate": lower_concatenate,
+    "take": lower_take, "scatter_add": lower_scatter_add,
+}
