@@ -98,6 +98,7 @@ def _number(text: str):
 
 
 def _parse_const(ln: _Line) -> ConstValue:
+    col = ln.peek()[2]
     t = _parse_type(ln)
     ln.next(text=">")
     ln.next(text="[")
@@ -114,7 +115,11 @@ def _parse_const(ln: _Line) -> ConstValue:
             raise ln.err(f"bad constant element {text!r}", col)
     if len(vals) != t.size:
         raise ln.err(f"constant of type {t} needs {t.size} elements, has {len(vals)}")
-    arr = np.array(vals, dtype=np.float64 if t.dtype.is_float else None).reshape(t.shape)
+    try:
+        arr = np.array(vals, dtype=np.float64 if t.dtype.is_float else np.int64 if t.dtype.is_int else None)
+        arr = arr.reshape(t.shape)
+    except (OverflowError, ValueError, TypeError):
+        raise ln.err(f"constant values do not fit {t}", col) from None
     if t.dtype is bfloat16:
         return ConstValue(f32_to_bf16_bits(arr.astype(np.float32)), t.dtype)
     return ConstValue(arr.astype(t.dtype.storage), t.dtype)
@@ -125,7 +130,10 @@ def _parse_attr(ln: _Line, graphs: dict[str, Graph]):
     if kind == "number":
         return _number(text)
     if kind == "string":
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise ln.err(f"bad string literal ({e.msg})", col) from None
     if kind == "graph":
         if text[1:] not in graphs:
             raise ln.err(f"unknown graph {text} (subgraphs must be defined before use)", col)

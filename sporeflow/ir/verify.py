@@ -43,6 +43,11 @@ def _verify(g: Graph, checked: set[int]) -> None:
             inferred = REGISTRY[node.op].infer_types([v.type for v in node.inputs], node.attrs)
         except OpTypeError as e:
             raise VerifyError(f"{_where(g, i, node)}: {e}") from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+            # hand-written IR can give an attribute of the wrong kind (shape="oops"); the op's
+            # inference was not written to diagnose that, so say which attributes it choked on
+            raise VerifyError(f"{_where(g, i, node)}: invalid attributes {dict(node.attrs)} "
+                              f"({type(e).__name__}: {e})") from None
         stored = [v.type for v in node.outputs]
         if inferred != stored:
             raise VerifyError(f"{_where(g, i, node)}: stored result type(s) "
