@@ -14,3 +14,4 @@ def _wrap_public() -> None:
 
 
 _wrap_public()
+from .frontend.vmap import vmap  # noqa: F401,E402

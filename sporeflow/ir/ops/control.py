@@ -15,6 +15,7 @@ from ..graph import Graph
 from ..registry import Kind, def_op
 from ..types import TensorType
 from .common import fail
+from . import batching_control as BC
 
 
 def _run(graph: Graph, args):
@@ -45,7 +46,7 @@ def _cond_impl(pred, *ops, then_branch, else_branch):
 
 
 cond = def_op("cond", infer=_cond_infer, impl=_cond_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-              attr_names=("then_branch", "else_branch"))
+              attr_names=("then_branch", "else_branch"), batch=BC.batch_cond)
 
 
 def _while_infer(ts, attrs):
@@ -62,7 +63,7 @@ def _while_impl(*carry, cond_graph, body_graph):
 
 
 while_loop = def_op("while_loop", infer=_while_infer, impl=_while_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-                    attr_names=("cond_graph", "body_graph"))
+                    attr_names=("cond_graph", "body_graph"), batch=BC.batch_while)
 
 
 def _scan_infer(ts, attrs):
@@ -94,4 +95,4 @@ def _scan_impl(*args, body, num_carry, length, reverse):
 
 
 scan = def_op("scan", infer=_scan_infer, impl=_scan_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-              attr_names=("body", "num_carry", "length", "reverse"))
+              attr_names=("body", "num_carry", "length", "reverse"), batch=BC.batch_scan)

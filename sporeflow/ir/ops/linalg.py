@@ -6,6 +6,7 @@ import numpy as np
 from ..registry import Amp, Kind, def_op
 from ..types import TensorType
 from .common import check_allowed, check_arity, fail, same_dtype
+from . import batching as B
 
 
 def _matmul_infer(ts, attrs):
@@ -32,4 +33,5 @@ def _matmul_impl(a, b, transpose_a, transpose_b):
 
 matmul = def_op("matmul", infer=_matmul_infer, impl=_matmul_impl, kind=Kind.OUT_EWISE_FUSABLE, amp=Amp.LOW,
                 attr_names=("transpose_a", "transpose_b"),
-                doc="a[...,m,k] @ b[...,k,n] with equal batch dims; optional transposes of the last two axes")
+                doc="a[...,m,k] @ b[...,k,n] with equal batch dims; optional transposes of the last two axes",
+                batch=B.batch_matmul)

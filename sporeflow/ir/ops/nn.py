@@ -7,6 +7,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..registry import Amp, Kind, def_op
 from ..types import TensorType
 from .common import check_allowed, check_arity, fail, same_dtype
+from . import batching as B
 
 
 def _out_size(n, k, s, lo, hi, d=1):
@@ -55,7 +56,7 @@ def _conv_impl(x, w, stride, padding, dilation, groups):
 
 conv2d = def_op("conv2d", infer=_conv_infer, impl=_conv_impl, kind=Kind.OUT_EWISE_FUSABLE, amp=Amp.LOW,
                 attr_names=("stride", "padding", "dilation", "groups"),
-                doc="2-D cross-correlation, NCHW x OIHW, padding (top, bottom, left, right)")
+                doc="2-D cross-correlation, NCHW x OIHW, padding (top, bottom, left, right)", batch=B.batch_conv2d)
 
 
 def _pool_infer(ts, attrs):
@@ -83,8 +84,10 @@ def _windows(x, kernel, stride, padding, fill):
 
 max_pool2d = def_op("max_pool2d", infer=_pool_infer, kind=Kind.OPAQUE,
                     impl=lambda x, kernel, stride, padding: _windows(x, kernel, stride, padding, -np.inf).max(axis=(4, 5)),
-                    attr_names=("kernel", "stride", "padding"), doc="max over windows; padding never wins")
+                    attr_names=("kernel", "stride", "padding"), doc="max over windows; padding never wins",
+                    batch=B.pool("max_pool2d"))
 avg_pool2d = def_op("avg_pool2d", infer=_pool_infer, kind=Kind.OPAQUE, amp=Amp.NEVER,
                     impl=lambda x, kernel, stride, padding: _windows(x, kernel, stride, padding, 0).mean(axis=(4, 5)),
                     attr_names=("kernel", "stride", "padding"),
-                    doc="mean over windows; padded zeros count in the divisor (count_include_pad)")
+                    doc="mean over windows; padded zeros count in the divisor (count_include_pad)",
+                    batch=B.pool("avg_pool2d"))

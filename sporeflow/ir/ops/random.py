@@ -12,6 +12,7 @@ from ..dtypes import uint32
 from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
 from .common import check_arity, fail
+from . import batching_control as BC
 
 ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 PARITY = 0x1BD11BDA
@@ -50,7 +51,8 @@ def _bits_impl(key, shape):
 
 random_bits = def_op("random_bits", infer=_bits_infer, impl=_bits_impl, kind=Kind.INJECTIVE,
                      vjp=NOT_DIFFERENTIABLE, attr_names=("shape",), compute_in_f32=False,
-                     doc="u32 random bits from a u32[2] key, counter-based (Threefry-2x32)")
+                     doc="u32 random bits from a u32[2] key, counter-based (Threefry-2x32)",
+                     batch=BC.random("random_bits"))
 
 
 def _uniform_infer(ts, attrs):
@@ -68,4 +70,5 @@ def _uniform_impl(key, shape, dtype):
 
 random_uniform = def_op("random_uniform", infer=_uniform_infer, impl=_uniform_impl, kind=Kind.INJECTIVE,
                         vjp=NOT_DIFFERENTIABLE, attr_names=("shape", "dtype"),
-                        doc="floats in [0, 1): (random_bits >> 8) * 2^-24, so every dtype gets the same numbers")
+                        doc="floats in [0, 1): (random_bits >> 8) * 2^-24, so every dtype gets the same numbers",
+                        batch=BC.random("random_uniform"))

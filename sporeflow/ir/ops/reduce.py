@@ -7,6 +7,7 @@ from ..dtypes import int32
 from ..registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
 from .common import check_allowed, check_arity, fail, normalize_axis
+from . import batching as B
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -35,11 +36,11 @@ def _np_reduce(fn):
 
 
 reduce_sum = def_op("reduce_sum", infer=_reduce_infer("numeric", identity=True), impl=_np_reduce(np.sum), kind=Kind.REDUCE,
-                    amp=Amp.NEVER, attr_names=("axes", "keepdims"))
+                    amp=Amp.NEVER, attr_names=("axes", "keepdims"), batch=B.reducer("reduce_sum"))
 reduce_max = def_op("reduce_max", infer=_reduce_infer("numeric"), impl=_np_reduce(np.max), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"))
+                    attr_names=("axes", "keepdims"), batch=B.reducer("reduce_max"))
 reduce_min = def_op("reduce_min", infer=_reduce_infer("numeric"), impl=_np_reduce(np.min), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"))
+                    attr_names=("axes", "keepdims"), batch=B.reducer("reduce_min"))
 
 
 def _arg_infer(ts, attrs):
@@ -61,6 +62,8 @@ def _arg_impl(fn):
 
 
 argmax = def_op("argmax", infer=_arg_infer, impl=_arg_impl(np.argmax), kind=Kind.REDUCE,
-                vjp=NOT_DIFFERENTIABLE, attr_names=("axis", "keepdims"), doc="first index of the max, int32")
+                vjp=NOT_DIFFERENTIABLE, attr_names=("axis", "keepdims"), doc="first index of the max, int32",
+                batch=B.arg_reducer("argmax"))
 argmin = def_op("argmin", infer=_arg_infer, impl=_arg_impl(np.argmin), kind=Kind.REDUCE,
-                vjp=NOT_DIFFERENTIABLE, attr_names=("axis", "keepdims"), doc="first index of the min, int32")
+                vjp=NOT_DIFFERENTIABLE, attr_names=("axis", "keepdims"), doc="first index of the min, int32",
+                batch=B.arg_reducer("argmin"))

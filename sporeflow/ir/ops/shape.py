@@ -9,6 +9,7 @@ from ..dtypes import as_dtype
 from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
 from .common import check_allowed, check_arity, fail, normalize_axis
+from . import batching as B
 
 
 def _reshape_infer(ts, attrs):
@@ -20,7 +21,7 @@ def _reshape_infer(ts, attrs):
 
 
 reshape = def_op("reshape", infer=_reshape_infer, impl=lambda x, shape: np.reshape(x, shape),
-                 kind=Kind.INJECTIVE, attr_names=("shape",), compute_in_f32=False)
+                 kind=Kind.INJECTIVE, attr_names=("shape",), compute_in_f32=False, batch=B.batch_reshape)
 
 
 def _transpose_infer(ts, attrs):
@@ -32,7 +33,7 @@ def _transpose_infer(ts, attrs):
 
 
 transpose = def_op("transpose", infer=_transpose_infer, impl=lambda x, perm: np.transpose(x, perm),
-                   kind=Kind.INJECTIVE, attr_names=("perm",), compute_in_f32=False)
+                   kind=Kind.INJECTIVE, attr_names=("perm",), compute_in_f32=False, batch=B.batch_transpose)
 
 
 def _broadcast_infer(ts, attrs):
@@ -44,7 +45,7 @@ def _broadcast_infer(ts, attrs):
 
 
 broadcast_to = def_op("broadcast_to", infer=_broadcast_infer, impl=lambda x, shape: np.broadcast_to(x, shape),
-                      kind=Kind.BROADCAST, attr_names=("shape",), compute_in_f32=False)
+                      kind=Kind.BROADCAST, attr_names=("shape",), compute_in_f32=False, batch=B.batch_broadcast_to)
 
 
 def _slice_infer(ts, attrs):
@@ -63,7 +64,8 @@ def _slice_infer(ts, attrs):
 
 slice_ = def_op("slice", infer=_slice_infer,
                 impl=lambda x, start, limit, strides: x[tuple(slice(s, l, st) for s, l, st in zip(start, limit, strides))],
-                kind=Kind.INJECTIVE, attr_names=("start", "limit", "strides"), compute_in_f32=False)
+                kind=Kind.INJECTIVE, attr_names=("start", "limit", "strides"), compute_in_f32=False,
+                batch=B.batch_slice)
 
 
 def _pad_infer(ts, attrs):
@@ -86,7 +88,7 @@ def _pad_impl(x, lo, hi, interior, value):
 
 pad = def_op("pad", infer=_pad_infer, impl=_pad_impl, kind=Kind.INJECTIVE,
              attr_names=("lo", "hi", "interior", "value"),
-             doc="pad with a constant: lo/hi elements at each end and `interior` between elements")
+             doc="pad with a constant: lo/hi elements at each end and `interior` between elements", batch=B.batch_pad)
 
 
 def _concat_infer(ts, attrs):
@@ -106,7 +108,7 @@ def _concat_infer(ts, attrs):
 
 
 concatenate = def_op("concatenate", infer=_concat_infer, impl=lambda *xs, axis: np.concatenate(xs, axis),
-                     kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False)
+                     kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False, batch=B.batch_concatenate)
 
 
 def _rev_infer(ts, attrs):
@@ -117,7 +119,8 @@ def _rev_infer(ts, attrs):
 
 
 rev = def_op("rev", infer=_rev_infer, impl=lambda x, axes: np.flip(x, tuple(axes)) if axes else x,
-             kind=Kind.INJECTIVE, attr_names=("axes",), compute_in_f32=False, doc="reverse along axes")
+             kind=Kind.INJECTIVE, attr_names=("axes",), compute_in_f32=False, doc="reverse along axes",
+             batch=B.batch_rev)
 
 
 def _take_infer(ts, attrs):
@@ -132,7 +135,7 @@ def _take_infer(ts, attrs):
 
 take = def_op("take", infer=_take_infer, impl=lambda x, idx, axis: np.take(x, idx, axis=axis, mode="clip"),
               kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False,
-              doc="gather x[..., idx, ...] along `axis`; indices clipped into range")
+              doc="gather x[..., idx, ...] along `axis`; indices clipped into range", batch=B.batch_take)
 
 
 def _scatter_add_infer(ts, attrs):
@@ -158,7 +161,8 @@ def _scatter_add_impl(x, idx, upd, axis):
 
 
 scatter_add = def_op("scatter_add", infer=_scatter_add_infer, impl=_scatter_add_impl, kind=Kind.OPAQUE,
-                     attr_names=("axis",), doc="x with updates added at idx along axis (the adjoint of take)")
+                     attr_names=("axis",), doc="x with updates added at idx along axis (the adjoint of take)",
+                     batch=B.batch_scatter_add)
 
 
 def _iota_infer(ts, attrs):
@@ -177,7 +181,8 @@ def _iota_impl(shape, axis, dtype):
 
 
 iota = def_op("iota", infer=_iota_infer, impl=_iota_impl, kind=Kind.INJECTIVE, vjp=NOT_DIFFERENTIABLE,
-              attr_names=("shape", "axis", "dtype"), doc="0, 1, 2, ... along `axis`, broadcast to `shape`")
+              attr_names=("shape", "axis", "dtype"), doc="0, 1, 2, ... along `axis`, broadcast to `shape`",
+              batch=B.unbatched("iota"))
 
 
 def _const_infer(ts, attrs):
@@ -188,4 +193,4 @@ def _const_infer(ts, attrs):
 
 constant = def_op("constant", infer=_const_infer, impl=lambda value: value.array, kind=Kind.INJECTIVE,
                   vjp=NOT_DIFFERENTIABLE, attr_names=("value",), compute_in_f32=False,
-                  doc="a literal array (held in storage format)")
+                  doc="a literal array (held in storage format)", batch=B.unbatched("constant"))
