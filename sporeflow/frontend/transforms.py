@@ -133,9 +133,8 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
     if not positions and not ws:
         raise SporeflowError(f"{fname}: grad_position is None and no weights given: nothing to differentiate")
     t = _trace(fn, args, getattr(fn, "__name__", "fn"))
-    n_args = len(t.arg_slots)
-    positions = tuple(p % n_args for p in positions) if n_args else positions
     sel = _diff_mask_leaves(t, positions, fname)
+    positions = tuple(p % len(t.arg_slots) for p in positions)
     n_exp = len(t.leaves)
     cap_index = {id(c): n_exp + k for k, c in enumerate(t.captured)}
     w_index = [cap_index.get(id(w)) for w in ws]
@@ -365,7 +364,7 @@ def _jac(fn, grad_position, has_aux, mode: str):
         from ..passes.forward import jvp_graph
         t = _trace(fn, args, f"jac{mode}")
         n_exp = len(t.leaves)
-        sel = sorted(_diff_mask_leaves(t, tuple(p % len(args) for p in positions), f"jac{mode}"))
+        sel = sorted(_diff_mask_leaves(t, positions, f"jac{mode}"))
         inputs = list(t.leaves) + list(t.captured)
         n_primary = t.out_td.children[0].num_leaves if has_aux else t.n_out
         out_vals = t.graph.outputs[:n_primary]

@@ -46,7 +46,7 @@ def emitting_for(trace, node, prefix: str):
     """While a rule runs: nodes get scope `<prefix><forward scope>` and the forward op's loc."""
     saved = (trace.scopes, trace.scope_prefix, trace.loc_override)
     trace.scopes = [(None, node.scope)]
-    trace.scope_prefix = prefix
+    trace.scope_prefix = prefix if node.scope else prefix.rstrip("/")
     trace.loc_override = node.loc
     try:
         yield
@@ -118,8 +118,11 @@ def vjp_graph(graph: Graph, wrt: Sequence[bool], keep_outputs: bool = True, name
                 raise SporeflowError(f"reverse-mode autodiff: op `{node.op}` has no vjp rule "
                                      f"(at {node.loc or '?'}, scope {node.scope or '-'})")
             with emitting_for(tr, node, "grad/"):
-                grads = opdef.vjp([env[id(v)] for v in node.inputs], [env[id(o)] for o in node.outputs],
-                                  douts, **node.attrs)
+                try:
+                    grads = opdef.vjp([env[id(v)] for v in node.inputs], [env[id(o)] for o in node.outputs],
+                                      douts, **node.attrs)
+                except SporeflowError as e:
+                    raise type(e)(f"{e}\n  (differentiating `{node.op}` at {node.loc or '?'})") from None
                 for i, (v, g) in enumerate(zip(node.inputs, grads)):
                     if g is not None and id(v) in active:
                         _check_ct(node, i, g, v)
