@@ -8,6 +8,7 @@ from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, floa
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
 from .frontend.tensor import Parameter, Tensor  # noqa: F401
 from .frontend.jit import jit  # noqa: F401
+from .frontend.transforms import get_grad, grad, jacfwd, jacrev, jvp, value_and_grad, vjp  # noqa: F401
 from .frontend.vmap import vmap  # noqa: F401
 from .frontend.random import set_seed  # noqa: F401
 from . import ops  # noqa: F401

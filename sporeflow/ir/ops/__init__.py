@@ -1,3 +1,4 @@
 """Importing this package registers every primitive."""
 from . import control, elementwise, linalg, nn, random, reduce, shape  # noqa: F401
 from . import fused  # noqa: F401,E402  (the fused-kernel primitive of passes.fusion)
+from . import custom  # noqa: F401,E402  (custom_vjp: Cell.bprop)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import bool_
-from ..graph import Graph
+from ..graph import Graph, Value
 from ..registry import Kind, def_op
 from ..types import TensorType
-from .common import fail
+from .common import fail, lax
 from . import batching_control as BC
 
 
@@ -45,8 +45,44 @@ def _cond_impl(pred, *ops, then_branch, else_branch):
     return _run(then_branch if bool(pred) else else_branch, ops)
 
 
+# ---- autodiff of control flow: the rules transform the subgraphs with the same passes ----------
+def _float_mask(types) -> list[bool]:
+    return [t.dtype.is_float for t in types]
+
+
+def _zeros_for(douts, outs):
+    """Cotangents/tangents of every float value, zeros where None."""
+    return [d if d is not None else lax.zeros_like(o) for d, o in zip(douts, outs) if o.dtype.is_float]
+
+
+def _spread(vals, mask):
+    """Values for the True slots of mask, None elsewhere."""
+    it = iter(vals)
+    return [next(it) if m else None for m in mask]
+
+
+def _cond_vjp(ins, outs, douts, then_branch, else_branch):
+    from ...passes.autodiff import vjp_graph
+    pred, ops = ins[0], ins[1:]
+    mask = _float_mask(then_branch.in_types)
+    gt = vjp_graph(then_branch, mask, keep_outputs=False, name="then_vjp")
+    ge = vjp_graph(else_branch, mask, keep_outputs=False, name="else_vjp")
+    grads = lax.multi("cond", pred, *ops, *_zeros_for(douts, outs), then_branch=gt, else_branch=ge)
+    return [None] + _spread(grads, mask)
+
+
+def _cond_jvp(primals, tangents, then_branch, else_branch):
+    from ...passes.forward import jvp_graph
+    pred, ops = primals[0], primals[1:]
+    mask = _float_mask(then_branch.in_types)
+    gt, ge = jvp_graph(then_branch, mask, "then_jvp"), jvp_graph(else_branch, mask, "else_jvp")
+    res = lax.multi("cond", pred, *ops, *_zeros_for(tangents[1:], ops), then_branch=gt, else_branch=ge)
+    n = len(then_branch.outputs)
+    return res[:n], _spread(res[n:], _float_mask(then_branch.out_types))
+
+
 cond = def_op("cond", infer=_cond_infer, impl=_cond_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-              attr_names=("then_branch", "else_branch"), batch=BC.batch_cond)
+              attr_names=("then_branch", "else_branch"), vjp=_cond_vjp, jvp=_cond_jvp, batch=BC.batch_cond)
 
 
 def _while_infer(ts, attrs):
@@ -62,8 +98,95 @@ def _while_impl(*carry, cond_graph, body_graph):
     return carry
 
 
+def _while_jvp(primals, tangents, cond_graph, body_graph):
+    """Carry (primal, tangent) through the loop; the condition reads the primals only."""
+    from ...passes.forward import jvp_graph
+    mask = _float_mask(body_graph.in_types)
+    body = jvp_graph(body_graph, mask, "body_jvp")
+    extra = [Value(t, "") for t, m in zip(body_graph.in_types, mask) if m]
+    cg = Graph(cond_graph.name, cond_graph.inputs + extra, cond_graph.nodes, cond_graph.outputs)
+    res = lax.multi("while_loop", *primals, *_zeros_for(tangents, primals), cond_graph=cg, body_graph=body)
+    n = len(primals)
+    return res[:n], _spread(res[n:], mask)
+
+
+def _deps(graph: Graph) -> list[set[int]]:
+    """For each output of `graph`, the input positions it depends on."""
+    pos = {id(v): {i} for i, v in enumerate(graph.inputs)}
+    for node in graph.nodes:
+        d = set().union(*[pos.get(id(v), set()) for v in node.inputs]) if node.inputs else set()
+        for o in node.outputs:
+            pos[id(o)] = d
+    return [pos.get(id(v), set()) for v in graph.outputs]
+
+
+def _const_eval(x, budget=[0]):
+    """The concrete value of a Tracer whose producers are all constants (else None)."""
+    from ...frontend.tensor import Tracer
+    if not isinstance(x, Tracer):
+        return x._data
+    memo: dict[int, np.ndarray] = {}
+
+    def ev(v, depth=0):
+        if id(v) in memo:
+            return memo[id(v)]
+        node = v.producer
+        if node is None or depth > 200 or node.subgraphs():
+            raise LookupError
+        args = [ev(i, depth + 1) for i in node.inputs]
+        outs = node.opdef.run(args, node.attrs, [i.type for i in node.inputs], [o.type for o in node.outputs])
+        for o, r in zip(node.outputs, outs):
+            memo[id(o)] = r
+        return memo[id(v)]
+    try:
+        return ev(x._value)
+    except LookupError:
+        return None
+
+
+def _static_trip_count(ins, cond_graph, body_graph, limit=1_000_000):
+    """Trip count of a loop whose condition depends only on carries that start as constants and
+    are updated from each other alone (a counter); None when it depends on data."""
+    from ...passes.autodiff import dce
+    need = set().union(*_deps(cond_graph))
+    body_deps = _deps(body_graph)
+    while True:
+        more = need.union(*[body_deps[i] for i in need]) if need else set()
+        if more == need:
+            break
+        need = more
+    need = sorted(need)
+    init = [_const_eval(ins[i]) for i in need]
+    if any(v is None for v in init):
+        return None
+    sub = lambda g, outs: dce(Graph(g.name, [g.inputs[i] for i in need], g.nodes, outs))  # noqa: E731
+    cg = sub(cond_graph, cond_graph.outputs)
+    bg = sub(body_graph, [body_graph.outputs[i] for i in need])
+    carry, n = init, 0
+    while bool(_run(cg, carry)[0]):
+        carry, n = _run(bg, carry), n + 1
+        if n > limit:
+            return None
+    return n
+
+
+def _while_vjp(ins, outs, douts, cond_graph, body_graph):
+    """Reverse mode needs the trip count at compile time: when the condition only reads a
+    counter that starts from constants, the loop is a scan of that length and differentiates
+    as one. A data-dependent trip count is an error (forward mode still works)."""
+    n = _static_trip_count(ins, cond_graph, body_graph)
+    if n is None:
+        from ...errors import SporeflowError
+        raise SporeflowError(
+            "while_loop: reverse-mode differentiation (grad/vjp/jacrev) needs a trip count known at "
+            "compile time, but this loop's condition depends on traced data. Use ops.ForiLoop or ops.Scan "
+            "(static trip count), or forward mode (sf.jvp / sf.jacfwd), which differentiates any while_loop.")
+    body = Graph(body_graph.name, body_graph.inputs, body_graph.nodes, body_graph.outputs)
+    return _scan_vjp(ins, outs, douts, body=body, num_carry=len(ins), length=n, reverse=False)
+
+
 while_loop = def_op("while_loop", infer=_while_infer, impl=_while_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-                    attr_names=("cond_graph", "body_graph"), batch=BC.batch_while)
+                    attr_names=("cond_graph", "body_graph"), vjp=_while_vjp, jvp=_while_jvp, batch=BC.batch_while)
 
 
 def _scan_infer(ts, attrs):
@@ -94,5 +217,53 @@ def _scan_impl(*args, body, num_carry, length, reverse):
     return carry + stacked
 
 
+def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
+    """Rematerializing reverse scan. A forward scan records the carry entering every step (the
+    only residual); a scan in the opposite direction runs the body's VJP graph (which replays
+    the step) on (carry_t, x_t) with the cotangents of (carry_t+1, y_t). Captured values ride
+    along as carries, so their gradients accumulate through the carry cotangent."""
+    from ...passes.autodiff import vjp_graph
+    nc = num_carry
+    carry, xs = list(ins[:nc]), list(ins[nc:])
+    rec = Graph(body.name + "_rec", body.inputs, body.nodes, body.outputs + body.inputs[:nc])
+    stacked = lax.multi("scan", *carry, *xs, body=rec, num_carry=nc, length=length, reverse=reverse)
+    carries_t = stacked[len(body.outputs):]
+    in_mask = _float_mask(body.in_types)
+    out_mask = _float_mask(body.out_types)
+    vg = vjp_graph(body, in_mask, keep_outputs=False, name=body.name + "_vjp")
+    n_in, n_ct_c = len(body.inputs), sum(out_mask[:nc])
+    v_in, v_ct = vg.inputs[:n_in], vg.inputs[n_in:]
+    n_gc = sum(in_mask[:nc])
+    # backward body: carries = cotangents of the float carries; xs = (carry_t, x_t, ct_y_t)
+    bwd = Graph(body.name + "_bwd", v_ct[:n_ct_c] + v_in + v_ct[n_ct_c:], vg.nodes,
+                vg.outputs[:n_gc] + vg.outputs[n_gc:])
+    assert n_ct_c == n_gc, "scan carries keep their types"
+    ct_carry = _zeros_for(douts[:nc], outs[:nc])
+    ct_ys = _zeros_for(douts[nc:], outs[nc:])
+    res = lax.multi("scan", *ct_carry, *carries_t, *xs, *ct_ys, body=bwd, num_carry=n_gc, length=length,
+                    reverse=not reverse)
+    return _spread(res[:n_gc], in_mask[:nc]) + _spread(res[n_gc:], in_mask[nc:])
+
+
+def _scan_jvp(primals, tangents, body, num_carry, length, reverse):
+    """Scan the body's JVP graph: carries (c, dc), scanned inputs (x, dx), results (c', dc', y, dy)."""
+    from ...passes.forward import jvp_graph
+    nc = num_carry
+    in_mask, out_mask = _float_mask(body.in_types), _float_mask(body.out_types)
+    jg = jvp_graph(body, in_mask, body.name + "_jvp")
+    n_in, n_out = len(body.inputs), len(body.outputs)
+    t_in, t_out = jg.inputs[n_in:], jg.outputs[n_out:]
+    tc_in, tc_out = sum(in_mask[:nc]), sum(out_mask[:nc])
+    g = Graph(jg.name, jg.inputs[:nc] + t_in[:tc_in] + jg.inputs[nc:n_in] + t_in[tc_in:], jg.nodes,
+              jg.outputs[:nc] + t_out[:tc_out] + jg.outputs[nc:n_out] + t_out[tc_out:])
+    tans = _zeros_for(tangents, primals)
+    res = lax.multi("scan", *primals[:nc], *tans[:tc_in], *primals[nc:], *tans[tc_in:], body=g,
+                    num_carry=nc + tc_in, length=length, reverse=reverse)
+    outs = res[:nc] + res[nc + tc_in:nc + tc_in + n_out - nc]
+    touts = res[nc:nc + tc_in] + res[nc + tc_in + n_out - nc:]
+    return outs, _spread(touts, out_mask)
+
+
 scan = def_op("scan", infer=_scan_infer, impl=_scan_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-              attr_names=("body", "num_carry", "length", "reverse"), batch=BC.batch_scan)
+              attr_names=("body", "num_carry", "length", "reverse"), vjp=_scan_vjp, jvp=_scan_jvp,
+              batch=BC.batch_scan)

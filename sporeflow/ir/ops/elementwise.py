@@ -12,7 +12,8 @@ import numpy as np
 from ..dtypes import as_dtype, bool_
 from ..registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
-from .common import binary_infer, broadcast_shapes, check_allowed, check_arity, fail, unary_infer
+from .ad_util import bcast, binary_rules, linear_jvp, primal, scalar, unary_rules, zeros_if_none
+from .common import binary_infer, broadcast_shapes, check_allowed, check_arity, fail, lax, unary_infer
 from . import batching as B
 
 _erf = np.frompyfunc(math.erf, 1, 1)
@@ -29,21 +30,27 @@ def _quiet(fn):
 
 # ---- unary float math -------------------------------------------------------------------
 exp = def_op("exp", infer=unary_infer("float"), impl=_quiet(np.exp), kind=Kind.ELEMWISE, amp=Amp.NEVER,
-             batch=B.vectorized("exp"))
+             **unary_rules("exp", lambda x, y: lambda g: lax.mul(g, y)), batch=B.vectorized("exp"))
 log = def_op("log", infer=unary_infer("float"), impl=_quiet(np.log), kind=Kind.ELEMWISE, amp=Amp.NEVER,
-             batch=B.vectorized("log"))
+             **unary_rules("log", lambda x, y: lambda g: lax.div(g, x)), batch=B.vectorized("log"))
 tanh = def_op("tanh", infer=unary_infer("float"), impl=_quiet(np.tanh), kind=Kind.ELEMWISE, amp=Amp.FOLLOW,
+              **unary_rules("tanh", lambda x, y: lambda g: lax.mul(g, lax.sub(scalar(y, 1), lax.mul(y, y)))),
               batch=B.vectorized("tanh"))
 sqrt = def_op("sqrt", infer=unary_infer("float"), impl=_quiet(np.sqrt), kind=Kind.ELEMWISE, amp=Amp.NEVER,
+              **unary_rules("sqrt", lambda x, y: lambda g: lax.div(g, lax.mul(y, scalar(y, 2)))),
               batch=B.vectorized("sqrt"))
 rsqrt = def_op("rsqrt", infer=unary_infer("float"), impl=_quiet(lambda x: 1.0 / np.sqrt(x)),
-               kind=Kind.ELEMWISE, amp=Amp.NEVER, batch=B.vectorized("rsqrt"))
+               kind=Kind.ELEMWISE, amp=Amp.NEVER,  # d/dx x^-1/2 = -y / (2x)
+               **unary_rules("rsqrt", lambda x, y: lambda g: lax.mul(g, lax.div(lax.mul(y, scalar(y, -0.5)), x))),
+               batch=B.vectorized("rsqrt"))
 sin = def_op("sin", infer=unary_infer("float"), impl=_quiet(np.sin), kind=Kind.ELEMWISE, amp=Amp.NEVER,
-             batch=B.vectorized("sin"))
+             **unary_rules("sin", lambda x, y: lambda g: lax.mul(g, lax.cos(x))), batch=B.vectorized("sin"))
 cos = def_op("cos", infer=unary_infer("float"), impl=_quiet(np.cos), kind=Kind.ELEMWISE, amp=Amp.NEVER,
-             batch=B.vectorized("cos"))
+             **unary_rules("cos", lambda x, y: lambda g: lax.neg(lax.mul(g, lax.sin(x)))), batch=B.vectorized("cos"))
 erf = def_op("erf", infer=unary_infer("float"), impl=lambda x: np.asarray(_erf(x), dtype=x.dtype),
-             kind=Kind.ELEMWISE, amp=Amp.NEVER, batch=B.vectorized("erf"))
+             kind=Kind.ELEMWISE, amp=Amp.NEVER,  # d/dx erf = 2/sqrt(pi) exp(-x^2)
+             **unary_rules("erf", lambda x, y: lambda g: lax.mul(g, lax.mul(
+                 lax.exp(lax.neg(lax.mul(x, x))), scalar(x, 2.0 / math.sqrt(math.pi))))), batch=B.vectorized("erf"))
 floor = def_op("floor", infer=unary_infer("float"), impl=np.floor, kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE,
                batch=B.vectorized("floor"))
 ceil = def_op("ceil", infer=unary_infer("float"), impl=np.ceil, kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE,
@@ -52,27 +59,54 @@ is_finite = def_op("is_finite", infer=unary_infer("float", out=bool_), impl=np.i
                    kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE, batch=B.vectorized("is_finite"))
 
 # ---- unary numeric ----------------------------------------------------------------------
-neg = def_op("neg", infer=unary_infer("numeric"), impl=np.negative, kind=Kind.ELEMWISE, batch=B.vectorized("neg"))
-abs_ = def_op("abs", infer=unary_infer("numeric"), impl=np.abs, kind=Kind.ELEMWISE, batch=B.vectorized("abs"))
+neg = def_op("neg", infer=unary_infer("numeric"), impl=np.negative, kind=Kind.ELEMWISE,
+             **unary_rules("neg", lambda x, y: lax.neg), batch=B.vectorized("neg"))
+abs_ = def_op("abs", infer=unary_infer("numeric"), impl=np.abs, kind=Kind.ELEMWISE,  # gradient 0 at 0
+              **unary_rules("abs", lambda x, y: lambda g: lax.mul(g, lax.sign(x))), batch=B.vectorized("abs"))
 sign = def_op("sign", infer=unary_infer("numeric"), impl=np.sign, kind=Kind.ELEMWISE, vjp=NOT_DIFFERENTIABLE,
               batch=B.vectorized("sign"))
 logical_not = def_op("logical_not", infer=unary_infer("bool"), impl=np.logical_not, kind=Kind.ELEMWISE,
                      vjp=NOT_DIFFERENTIABLE, batch=B.vectorized("logical_not"))
 
 # ---- binary arithmetic --------------------------------------------------------------------
+_ident = lambda g: g  # noqa: E731
+
+
+def _winner_weight(x, y, strict):
+    """1 where x wins, 1/2 on ties (the gradient of max/min splits evenly between equal inputs,
+    which keeps it symmetric and makes the JVP the exact transpose of the VJP), else 0."""
+    win = lax.convert(strict(x, y), x.dtype)
+    tie = lax.convert(lax.eq(x, y), x.dtype)
+    return lax.add(win, lax.mul(tie, scalar(x, 0.5)))
+
+
+def _minmax_partials(strict):
+    def partials(x, y, z):
+        wx = _winner_weight(x, y, strict)
+        return (lambda g: lax.mul(g, wx)), (lambda g: lax.mul(g, lax.sub(scalar(wx, 1), wx)))
+    return partials
+
+
 add = def_op("add", infer=binary_infer("numeric"), impl=_quiet(np.add), kind=Kind.BROADCAST,
-             batch=B.broadcasting("add"))
+             **binary_rules("add", lambda x, y, z: (_ident, _ident)), batch=B.broadcasting("add"))
 sub = def_op("sub", infer=binary_infer("numeric"), impl=_quiet(np.subtract), kind=Kind.BROADCAST,
-             batch=B.broadcasting("sub"))
+             **binary_rules("sub", lambda x, y, z: (_ident, lax.neg)), batch=B.broadcasting("sub"))
 mul = def_op("mul", infer=binary_infer("numeric"), impl=_quiet(np.multiply), kind=Kind.BROADCAST,
+             **binary_rules("mul", lambda x, y, z: ((lambda g: lax.mul(g, y)), (lambda g: lax.mul(g, x)))),
              batch=B.broadcasting("mul"))
 div = def_op("div", infer=binary_infer("float"), impl=_quiet(np.divide), kind=Kind.BROADCAST,
+             **binary_rules("div", lambda x, y, z: ((lambda g: lax.div(g, y)),
+                                                    (lambda g: lax.neg(lax.div(lax.mul(g, z), y))))),
              batch=B.broadcasting("div"))
 pow_ = def_op("pow", infer=binary_infer("float"), impl=_quiet(np.power), kind=Kind.BROADCAST, amp=Amp.NEVER,
-              batch=B.broadcasting("pow"))
+              **binary_rules("pow", lambda x, y, z: (
+                  (lambda g: lax.mul(g, lax.mul(y, lax.pow(x, lax.sub(y, scalar(y, 1)))))),
+                  (lambda g: lax.mul(g, lax.mul(z, lax.log(x)))))), batch=B.broadcasting("pow"))
 maximum = def_op("maximum", infer=binary_infer("numeric"), impl=np.maximum, kind=Kind.BROADCAST,
+                 **binary_rules("maximum", _minmax_partials(lambda a, b: lax.gt(a, b))),
                  batch=B.broadcasting("maximum"))
 minimum = def_op("minimum", infer=binary_infer("numeric"), impl=np.minimum, kind=Kind.BROADCAST,
+                 **binary_rules("minimum", _minmax_partials(lambda a, b: lax.lt(a, b))),
                  batch=B.broadcasting("minimum"))
 
 # ---- comparisons and logic (no gradient) --------------------------------------------------
@@ -96,8 +130,26 @@ def _select_infer(ts, attrs):
     return TensorType(broadcast_shapes(*ts), ts[1].dtype)
 
 
+def _select_vjp(ins, outs, douts):
+    p, a, b = ins
+    g = douts[0]
+    zero = lax.zeros_like(g)
+    return [None, lax.sum_to_shape(lax.select(p, g, zero), a.shape),
+            lax.sum_to_shape(lax.select(p, zero, g), b.shape)]
+
+
+def _select_jvp(primals, tangents):
+    p, a, b = primals
+    out = primal("select", primals, {})
+    if tangents[1] is None and tangents[2] is None:
+        return out, [None]
+    ta, tb = zeros_if_none(tangents[1], a), zeros_if_none(tangents[2], b)
+    return out, [bcast(lax.select(p, ta, tb), out[0].shape)]
+
+
 select = def_op("select", infer=_select_infer, impl=np.where, kind=Kind.BROADCAST,
-                doc="select(pred, on_true, on_false), broadcasting", batch=B.broadcasting("select"))
+                vjp=_select_vjp, jvp=_select_jvp, doc="select(pred, on_true, on_false), broadcasting",
+                batch=B.broadcasting("select"))
 
 
 def _cast_infer(ts, attrs):
@@ -118,7 +170,19 @@ def _cast_impl(x, dtype):
     return x.astype(np.float32 if dt.is_half else dt.storage)
 
 
+def _cast_vjp(ins, outs, douts, dtype):
+    """Gradients flow between float types only (an integer result carries none)."""
+    return [lax.convert(douts[0], ins[0].dtype) if ins[0].dtype.is_float else None]
+
+
+def _cast_jvp(primals, tangents, dtype):
+    out = primal("cast", primals, {"dtype": dtype})
+    t = tangents[0]
+    return out, [lax.convert(t, out[0].dtype) if t is not None and out[0].dtype.is_float else None]
+
+
 cast = def_op("cast", infer=_cast_infer, impl=_cast_impl, kind=Kind.ELEMWISE, attr_names=("dtype",),
+              vjp=_cast_vjp, jvp=_cast_jvp,
               doc="convert dtype; float->int truncates toward zero and saturates, NaN->0", batch=B.vectorized("cast"))
 
 stop_gradient = def_op("stop_gradient", infer=unary_infer("any"), impl=lambda x: x, kind=Kind.ELEMWISE,

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..registry import Amp, Kind, def_op
 from ..types import TensorType
-from .common import check_allowed, check_arity, fail, same_dtype
+from .ad_util import bilinear_jvp
+from .common import check_allowed, check_arity, fail, lax, same_dtype
 from . import batching as B
 
 
@@ -31,7 +32,22 @@ def _matmul_impl(a, b, transpose_a, transpose_b):
     return np.matmul(a, b)
 
 
+# (transpose_a, transpose_b) -> how da and db are matmuls of (a, b, g): (lhs, rhs, ta, tb)
+_MATMUL_GRADS = {
+    (False, False): (("g", "b", False, True), ("a", "g", True, False)),    # da = g b^T, db = a^T g
+    (False, True): (("g", "b", False, False), ("g", "a", True, False)),    # da = g b,   db = g^T a
+    (True, False): (("b", "g", False, True), ("a", "g", False, False)),    # da = b g^T, db = a g
+    (True, True): (("b", "g", True, True), ("g", "a", True, True)),        # da = b^T g^T, db = g^T a^T
+}
+
+
+def _matmul_vjp(ins, outs, douts, transpose_a, transpose_b):
+    env = {"a": ins[0], "b": ins[1], "g": douts[0]}
+    return [lax.matmul(env[l], env[r], transpose_a=ta, transpose_b=tb)
+            for l, r, ta, tb in _MATMUL_GRADS[(bool(transpose_a), bool(transpose_b))]]
+
+
 matmul = def_op("matmul", infer=_matmul_infer, impl=_matmul_impl, kind=Kind.OUT_EWISE_FUSABLE, amp=Amp.LOW,
-                attr_names=("transpose_a", "transpose_b"),
+                attr_names=("transpose_a", "transpose_b"), vjp=_matmul_vjp, jvp=bilinear_jvp("matmul"),
                 doc="a[...,m,k] @ b[...,k,n] with equal batch dims; optional transposes of the last two axes",
                 batch=B.batch_matmul)

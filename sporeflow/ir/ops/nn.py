@@ -6,7 +6,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..registry import Amp, Kind, def_op
 from ..types import TensorType
-from .common import check_allowed, check_arity, fail, same_dtype
+from .ad_util import bilinear_jvp, linear_jvp, primal
+from .common import check_allowed, check_arity, fail, lax, same_dtype
 from . import batching as B
 
 
@@ -54,8 +55,58 @@ def _conv_impl(x, w, stride, padding, dilation, groups):
     return out.reshape(n, o, ho, wo)
 
 
+def _crop_pad(x, lo, hi):
+    """Pad the two spatial axes by (lo, hi) each, where negative amounts crop."""
+    pos = lambda v: tuple(max(a, 0) for a in v)  # noqa: E731
+    x = lax.pad(x, lo=(0, 0) + pos(lo), hi=(0, 0) + pos(hi), interior=(0, 0, 0, 0), value=0.0)
+    start = (0, 0) + tuple(max(-a, 0) for a in lo)
+    limit = tuple(d - (max(-hi[i - 2], 0) if i >= 2 else 0) for i, d in enumerate(x.shape))
+    if start == (0,) * 4 and limit == tuple(x.shape):
+        return x
+    return lax.slice(x, start=start, limit=limit, strides=(1, 1, 1, 1))
+
+
+def _conv_dx(g, w, x_shape, stride, padding, dilation, groups):
+    """Input gradient: a stride-1 convolution of the stride-dilated cotangent with the flipped,
+    in/out-swapped kernel (per group), padded so the result lines up with x."""
+    o, cg, kh, kw = w.shape
+    c = x_shape[1]
+    ek = [dilation[i] * (k - 1) + 1 for i, k in enumerate((kh, kw))]
+    gd = lax.pad(g, lo=(0,) * 4, hi=(0,) * 4, interior=(0, 0, stride[0] - 1, stride[1] - 1), value=0.0) \
+        if max(stride) > 1 else g
+    lo = [ek[i] - 1 - padding[2 * i] for i in range(2)]
+    hi = [x_shape[2 + i] + ek[i] - 1 - lo[i] - gd.shape[2 + i] for i in range(2)]
+    gd = _crop_pad(gd, lo, hi)
+    wt = lax.reshape(w, shape=(groups, o // groups, cg, kh, kw))
+    wt = lax.reshape(lax.transpose(wt, perm=(0, 2, 1, 3, 4)), shape=(c, o // groups, kh, kw))
+    wt = lax.rev(wt, axes=(2, 3))
+    return lax.conv2d(gd, wt, stride=(1, 1), padding=(0, 0, 0, 0), dilation=tuple(dilation), groups=groups)
+
+
+def _conv_dw(g, x, w_shape, stride, padding, dilation, groups):
+    """Weight gradient: a convolution over the batch axis. x becomes [C/g, g*N, H, W] (batch =
+    in-channel within group, channels = (group, sample)), g becomes the kernel [O, N, Ho, Wo];
+    stride and dilation swap roles. Out: [C/g, O, >=kh, >=kw], cropped and transposed."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w_shape
+    xt = lax.reshape(x, shape=(n, groups, cg, h, wd))
+    xt = lax.reshape(lax.transpose(xt, perm=(2, 1, 0, 3, 4)), shape=(cg, groups * n, h, wd))
+    gt = lax.transpose(g, perm=(1, 0, 2, 3))
+    dw = lax.conv2d(xt, gt, stride=tuple(dilation), padding=tuple(padding), dilation=tuple(stride), groups=groups)
+    if dw.shape[2:] != (kh, kw):
+        dw = lax.slice(dw, start=(0, 0, 0, 0), limit=(cg, o, kh, kw), strides=(1, 1, 1, 1))
+    return lax.transpose(dw, perm=(1, 0, 2, 3))
+
+
+def _conv_vjp(ins, outs, douts, stride, padding, dilation, groups):
+    x, w = ins
+    g = douts[0]
+    return [_conv_dx(g, w, x.shape, stride, padding, dilation, groups),
+            _conv_dw(g, x, w.shape, stride, padding, dilation, groups)]
+
+
 conv2d = def_op("conv2d", infer=_conv_infer, impl=_conv_impl, kind=Kind.OUT_EWISE_FUSABLE, amp=Amp.LOW,
-                attr_names=("stride", "padding", "dilation", "groups"),
+                attr_names=("stride", "padding", "dilation", "groups"), vjp=_conv_vjp, jvp=bilinear_jvp("conv2d"),
                 doc="2-D cross-correlation, NCHW x OIHW, padding (top, bottom, left, right)", batch=B.batch_conv2d)
 
 
@@ -82,11 +133,81 @@ def _windows(x, kernel, stride, padding, fill):
     return sliding_window_view(xp, tuple(kernel), axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
 
 
-max_pool2d = def_op("max_pool2d", infer=_pool_infer, kind=Kind.OPAQUE,
+def _window_slices(xp, kernel, stride, out_hw):
+    """The kh*kw strided slices of the padded input, one per window offset (a, b)."""
+    n, c = xp.shape[:2]
+    res = []
+    for a in range(kernel[0]):
+        for b in range(kernel[1]):
+            limit = (n, c, a + (out_hw[0] - 1) * stride[0] + 1, b + (out_hw[1] - 1) * stride[1] + 1)
+            res.append(((a, b), lax.slice(xp, start=(0, 0, a, b), limit=limit, strides=(1, 1) + tuple(stride))))
+    return res
+
+
+def _window_scatter(parts, x_shape, kernel, stride, padding, out_hw):
+    """Adjoint of _window_slices followed by cropping the padding: sum of zero pads."""
+    hp, wp = x_shape[2] + padding[0] + padding[1], x_shape[3] + padding[2] + padding[3]
+    total = None
+    for (a, b), g in parts:
+        hi = (0, 0, hp - a - (out_hw[0] - 1) * stride[0] - 1, wp - b - (out_hw[1] - 1) * stride[1] - 1)
+        p = lax.pad(g, lo=(0, 0, a, b), hi=hi, interior=(0, 0, stride[0] - 1, stride[1] - 1), value=0.0)
+        total = p if total is None else lax.add(total, p)
+    if any(padding):
+        total = lax.slice(total, start=(0, 0, padding[0], padding[2]),
+                          limit=(x_shape[0], x_shape[1], padding[0] + x_shape[2], padding[2] + x_shape[3]),
+                          strides=(1, 1, 1, 1))
+    return total
+
+
+def _max_pool_masks(x, y, kernel, stride, padding):
+    """One 0/1 mask per window offset marking the position that receives the window's
+    gradient: the first maximum in row-major window order (as argmax; ties are not split)."""
+    xp = lax.pad(x, lo=(0, 0, padding[0], padding[2]), hi=(0, 0, padding[1], padding[3]),
+                 interior=(0, 0, 0, 0), value=float("-inf")) if any(padding) else x
+    y = lax.stop_gradient(y)
+    taken, masks = None, []
+    for ab, s in _window_slices(xp, kernel, stride, y.shape[2:]):
+        hit = lax.eq(s, y)
+        if taken is not None:
+            hit = lax.logical_and(hit, lax.logical_not(taken))
+        taken = hit if taken is None else lax.logical_or(taken, hit)
+        masks.append((ab, lax.convert(hit, x.dtype)))
+    return masks
+
+
+def _max_pool_vjp(ins, outs, douts, kernel, stride, padding):
+    x, g = ins[0], douts[0]
+    parts = [(ab, lax.mul(g, m)) for ab, m in _max_pool_masks(x, outs[0], kernel, stride, padding)]
+    return [_window_scatter(parts, x.shape, kernel, stride, padding, g.shape[2:])]
+
+
+def _max_pool_jvp(primals, tangents, kernel, stride, padding):
+    out = primal("max_pool2d", primals, {"kernel": kernel, "stride": stride, "padding": padding})
+    t = tangents[0]
+    if t is None:
+        return out, [None]
+    tp = lax.pad(t, lo=(0, 0, padding[0], padding[2]), hi=(0, 0, padding[1], padding[3]),
+                 interior=(0, 0, 0, 0), value=0.0) if any(padding) else t
+    slices = dict(_window_slices(tp, kernel, stride, out[0].shape[2:]))
+    total = None
+    for ab, m in _max_pool_masks(primals[0], out[0], kernel, stride, padding):
+        term = lax.mul(slices[ab], m)
+        total = term if total is None else lax.add(total, term)
+    return out, [total]
+
+
+def _avg_pool_vjp(ins, outs, douts, kernel, stride, padding):
+    g = lax.div(douts[0], lax.full((), kernel[0] * kernel[1], douts[0].dtype))
+    parts = [((a, b), g) for a in range(kernel[0]) for b in range(kernel[1])]
+    return [_window_scatter(parts, ins[0].shape, kernel, stride, padding, g.shape[2:])]
+
+
+max_pool2d = def_op("max_pool2d", infer=_pool_infer, kind=Kind.OPAQUE, vjp=_max_pool_vjp, jvp=_max_pool_jvp,
                     impl=lambda x, kernel, stride, padding: _windows(x, kernel, stride, padding, -np.inf).max(axis=(4, 5)),
                     attr_names=("kernel", "stride", "padding"), doc="max over windows; padding never wins",
                     batch=B.pool("max_pool2d"))
 avg_pool2d = def_op("avg_pool2d", infer=_pool_infer, kind=Kind.OPAQUE, amp=Amp.NEVER,
+                    vjp=_avg_pool_vjp, jvp=linear_jvp("avg_pool2d"),
                     impl=lambda x, kernel, stride, padding: _windows(x, kernel, stride, padding, 0).mean(axis=(4, 5)),
                     attr_names=("kernel", "stride", "padding"),
                     doc="mean over windows; padded zeros count in the divisor (count_include_pad)",

@@ -6,7 +6,8 @@ import numpy as np
 from ..dtypes import int32
 from ..registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
-from .common import check_allowed, check_arity, fail, normalize_axis
+from .ad_util import linear_jvp, primal
+from .common import check_allowed, check_arity, fail, lax, normalize_axis
 from . import batching as B
 
 
@@ -35,12 +36,48 @@ def _np_reduce(fn):
     return impl
 
 
+def _keep(x_shape, y, axes, keepdims):
+    """y (reduced over `axes`) reshaped to keepdims form, so it broadcasts against x."""
+    kept = _reduced_shape(x_shape, set(axes), True)
+    return y if keepdims or tuple(y.shape) == kept else lax.reshape(y, shape=kept)
+
+
+def _sum_vjp(ins, outs, douts, axes, keepdims):
+    return [lax.broadcast_to(_keep(ins[0].shape, douts[0], axes, keepdims), shape=ins[0].shape)]
+
+
+def _extremum_weights(x, y, axes, keepdims):
+    """Where x attains the max/min: 1/count on each tied position (ties split evenly)."""
+    hit = lax.convert(lax.eq(x, _keep(x.shape, y, axes, keepdims)), x.dtype)
+    return lax.div(hit, lax.reduce_sum(hit, axes=axes, keepdims=True))
+
+
+def _extremum_vjp(ins, outs, douts, axes, keepdims):
+    w = _extremum_weights(ins[0], lax.stop_gradient(outs[0]), axes, keepdims)
+    return [lax.mul(w, _keep(ins[0].shape, douts[0], axes, keepdims))]
+
+
+def _extremum_jvp(name):
+    def jvp(primals, tangents, axes, keepdims):
+        out = primal(name, primals, {"axes": axes, "keepdims": keepdims})
+        if tangents[0] is None:
+            return out, [None]
+        w = _extremum_weights(primals[0], lax.stop_gradient(out[0]), axes, keepdims)
+        return out, [lax.reduce_sum(lax.mul(w, tangents[0]), axes=axes, keepdims=keepdims)]
+    return jvp
+
+
 reduce_sum = def_op("reduce_sum", infer=_reduce_infer("numeric", identity=True), impl=_np_reduce(np.sum), kind=Kind.REDUCE,
-                    amp=Amp.NEVER, attr_names=("axes", "keepdims"), batch=B.reducer("reduce_sum"))
+                    amp=Amp.NEVER, attr_names=("axes", "keepdims"), vjp=_sum_vjp, jvp=linear_jvp("reduce_sum"),
+                    batch=B.reducer("reduce_sum"))
 reduce_max = def_op("reduce_max", infer=_reduce_infer("numeric"), impl=_np_reduce(np.max), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"), batch=B.reducer("reduce_max"))
+                    attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_max"),
+                    doc="max over axes; its gradient splits evenly between tied maxima",
+                    batch=B.reducer("reduce_max"))
 reduce_min = def_op("reduce_min", infer=_reduce_infer("numeric"), impl=_np_reduce(np.min), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"), batch=B.reducer("reduce_min"))
+                    attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_min"),
+                    doc="min over axes; its gradient splits evenly between tied minima",
+                    batch=B.reducer("reduce_min"))
 
 
 def _arg_infer(ts, attrs):

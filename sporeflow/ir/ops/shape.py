@@ -8,7 +8,8 @@ import numpy as np
 from ..dtypes import as_dtype
 from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
-from .common import check_allowed, check_arity, fail, normalize_axis
+from .ad_util import linear_jvp, primal, zeros_if_none
+from .common import check_allowed, check_arity, fail, lax, normalize_axis
 from . import batching as B
 
 
@@ -21,7 +22,9 @@ def _reshape_infer(ts, attrs):
 
 
 reshape = def_op("reshape", infer=_reshape_infer, impl=lambda x, shape: np.reshape(x, shape),
-                 kind=Kind.INJECTIVE, attr_names=("shape",), compute_in_f32=False, batch=B.batch_reshape)
+                 kind=Kind.INJECTIVE, attr_names=("shape",), compute_in_f32=False,
+                 vjp=lambda ins, outs, douts, shape: [lax.reshape(douts[0], shape=ins[0].shape)],
+                 jvp=linear_jvp("reshape"), batch=B.batch_reshape)
 
 
 def _transpose_infer(ts, attrs):
@@ -33,7 +36,9 @@ def _transpose_infer(ts, attrs):
 
 
 transpose = def_op("transpose", infer=_transpose_infer, impl=lambda x, perm: np.transpose(x, perm),
-                   kind=Kind.INJECTIVE, attr_names=("perm",), compute_in_f32=False, batch=B.batch_transpose)
+                   kind=Kind.INJECTIVE, attr_names=("perm",), compute_in_f32=False,
+                   vjp=lambda ins, outs, douts, perm: [lax.transpose(douts[0], perm=tuple(np.argsort(perm)))],
+                   jvp=linear_jvp("transpose"), batch=B.batch_transpose)
 
 
 def _broadcast_infer(ts, attrs):
@@ -45,7 +50,9 @@ def _broadcast_infer(ts, attrs):
 
 
 broadcast_to = def_op("broadcast_to", infer=_broadcast_infer, impl=lambda x, shape: np.broadcast_to(x, shape),
-                      kind=Kind.BROADCAST, attr_names=("shape",), compute_in_f32=False, batch=B.batch_broadcast_to)
+                      kind=Kind.BROADCAST, attr_names=("shape",), compute_in_f32=False,
+                      vjp=lambda ins, outs, douts, shape: [lax.sum_to_shape(douts[0], ins[0].shape)],
+                      jvp=linear_jvp("broadcast_to"), batch=B.batch_broadcast_to)
 
 
 def _slice_infer(ts, attrs):
@@ -62,7 +69,16 @@ def _slice_infer(ts, attrs):
     return TensorType(tuple(out), ts[0].dtype)
 
 
-slice_ = def_op("slice", infer=_slice_infer,
+def _slice_vjp(ins, outs, douts, start, limit, strides):
+    """The adjoint of a strided slice is a zero pad (interior padding undoes the stride)."""
+    g, shp = douts[0], ins[0].shape
+    if 0 in g.shape:
+        return [lax.zeros_like(ins[0])]
+    hi = [d - s - (n - 1) * st - 1 for d, s, n, st in zip(shp, start, g.shape, strides)]
+    return [lax.pad(g, lo=tuple(start), hi=tuple(hi), interior=tuple(st - 1 for st in strides), value=0.0)]
+
+
+slice_ = def_op("slice", infer=_slice_infer, vjp=_slice_vjp, jvp=linear_jvp("slice"),
                 impl=lambda x, start, limit, strides: x[tuple(slice(s, l, st) for s, l, st in zip(start, limit, strides))],
                 kind=Kind.INJECTIVE, attr_names=("start", "limit", "strides"), compute_in_f32=False,
                 batch=B.batch_slice)
@@ -86,7 +102,15 @@ def _pad_impl(x, lo, hi, interior, value):
     return out
 
 
-pad = def_op("pad", infer=_pad_infer, impl=_pad_impl, kind=Kind.INJECTIVE,
+def _pad_vjp(ins, outs, douts, lo, hi, interior, value):
+    """The adjoint of pad slices the padding away (the fill value is an attribute: no gradient)."""
+    shp = ins[0].shape
+    limit = tuple(l + (d - 1) * (i + 1) + 1 if d else l for l, i, d in zip(lo, interior, shp))
+    return [lax.slice(douts[0], start=tuple(lo), limit=limit, strides=tuple(i + 1 for i in interior))]
+
+
+pad = def_op("pad", infer=_pad_infer, impl=_pad_impl, kind=Kind.INJECTIVE, vjp=_pad_vjp,
+             jvp=linear_jvp("pad", value=0.0),
              attr_names=("lo", "hi", "interior", "value"),
              doc="pad with a constant: lo/hi elements at each end and `interior` between elements", batch=B.batch_pad)
 
@@ -107,8 +131,26 @@ def _concat_infer(ts, attrs):
     return TensorType(tuple(shape), ts[0].dtype)
 
 
+def _concat_vjp(ins, outs, douts, axis):
+    g, res, off = douts[0], [], 0
+    for x in ins:
+        start = tuple(off if i == axis else 0 for i in range(g.ndim))
+        limit = tuple(off + x.shape[axis] if i == axis else d for i, d in enumerate(g.shape))
+        res.append(lax.slice(g, start=start, limit=limit, strides=(1,) * g.ndim))
+        off += x.shape[axis]
+    return res
+
+
+def _concat_jvp(primals, tangents, axis):
+    out = primal("concatenate", primals, {"axis": axis})
+    if all(t is None for t in tangents):
+        return out, [None]
+    return out, [lax.concatenate(*[zeros_if_none(t, p) for t, p in zip(tangents, primals)], axis=axis)]
+
+
 concatenate = def_op("concatenate", infer=_concat_infer, impl=lambda *xs, axis: np.concatenate(xs, axis),
-                     kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False, batch=B.batch_concatenate)
+                     kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False,
+                     vjp=_concat_vjp, jvp=_concat_jvp, batch=B.batch_concatenate)
 
 
 def _rev_infer(ts, attrs):
@@ -120,6 +162,7 @@ def _rev_infer(ts, attrs):
 
 rev = def_op("rev", infer=_rev_infer, impl=lambda x, axes: np.flip(x, tuple(axes)) if axes else x,
              kind=Kind.INJECTIVE, attr_names=("axes",), compute_in_f32=False, doc="reverse along axes",
+             vjp=lambda ins, outs, douts, axes: [lax.rev(douts[0], axes=axes)], jvp=linear_jvp("rev"),
              batch=B.batch_rev)
 
 
@@ -135,6 +178,9 @@ def _take_infer(ts, attrs):
 
 take = def_op("take", infer=_take_infer, impl=lambda x, idx, axis: np.take(x, idx, axis=axis, mode="clip"),
               kind=Kind.INJECTIVE, attr_names=("axis",), compute_in_f32=False,
+              vjp=lambda ins, outs, douts, axis: [
+                  lax.scatter_add(lax.zeros_like(ins[0]), ins[1], douts[0], axis=axis), None],
+              jvp=linear_jvp("take"),
               doc="gather x[..., idx, ...] along `axis`; indices clipped into range", batch=B.batch_take)
 
 
@@ -161,7 +207,8 @@ def _scatter_add_impl(x, idx, upd, axis):
 
 
 scatter_add = def_op("scatter_add", infer=_scatter_add_infer, impl=_scatter_add_impl, kind=Kind.OPAQUE,
-                     attr_names=("axis",), doc="x with updates added at idx along axis (the adjoint of take)",
+                     attr_names=("axis",), jvp=linear_jvp("scatter_add", (0, 2)),
+                     vjp=lambda ins, outs, douts, axis: [douts[0], None, lax.take(douts[0], ins[1], axis=axis)], doc="x with updates added at idx along axis (the adjoint of take)",
                      batch=B.batch_scatter_add)
 
 
