@@ -18,6 +18,8 @@ from .frontend import nn  # noqa: F401
 import sys as _sys
 _sys.modules[__name__ + ".nn"] = nn   # `import sporeflow.nn as nn` works like mindspore.nn
 from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
+from . import dataset  # noqa: F401
+from . import train  # noqa: F401
 
 dtype = _dtypes
 __version__ = "0.1.0"

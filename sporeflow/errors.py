@@ -41,3 +41,7 @@ class BackendError(SporeflowError):
 
 class CheckpointError(SporeflowError, ValueError):
     """A corrupt, truncated or mismatched checkpoint file."""
+
+
+class DatasetError(SporeflowError, ValueError):
+    """Bad data in a dataset pipeline (a corrupt file, a column of the wrong shape); names the row and column."""

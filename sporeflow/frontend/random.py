@@ -63,7 +63,8 @@ _GLOBAL = {"state": None}
 
 
 def set_seed(seed: int) -> None:
-    """Reset the global RNG state (sf.set_seed)."""
+    """Reset the global RNG state (sf.set_seed); also seeds the dataset pipeline (dataset.config)."""
+    _GLOBAL["seed"] = int(seed)
     if _GLOBAL["state"] is None:
         _GLOBAL["state"] = Parameter(key(seed), name="global_rng_state", requires_grad=False)
     else:
