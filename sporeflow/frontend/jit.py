@@ -170,7 +170,7 @@ class JitFunction:
         best, best_diff = None, None
         for k in self._keys:
             diff = [name for name, v in key.parts().items() if k.parts()[name] != v]
-            if best_diff is None or len(diff) < len(best_diff):
+            if best_diff is None or len(diff) <= len(best_diff):  # ties: the most recent entry
                 best, best_diff = k, diff
         details = [_describe_change(name, best.parts()[name], key.parts()[name]) for name in best_diff]
         return "; ".join(details) or "unknown"

@@ -74,7 +74,8 @@ def api_boundary(fn):
                 raise
             if _NOTE not in getattr(e, "__notes__", ()):
                 e.add_note(_NOTE)
-            raise e.with_traceback(_user_traceback(e.__traceback__)) from e.__cause__
+            tb = _user_traceback(e.__traceback__)
+            raise e.with_traceback(tb) from e.__cause__  # the error is at your line (above)
     wrapper._sf_api_boundary = True
     return wrapper
 
