@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 import sporeflow as sf
 from sporeflow.errors import NoRuleError
@@ -40,12 +40,16 @@ def example_arrays(rng, op: str, types, attrs) -> list[np.ndarray]:
 
 
 @st.composite
-def vmap_case(draw, op: str):
+def vmap_case(draw, op: str, pattern: tuple | None = None):
+    """pattern: which inputs are batched (True/False each); drawn when None."""
     types, attrs = GENERATORS[op](draw)
     assume(types)  # vmap needs an input to map over (ops without inputs: see below)
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
     size = draw(st.integers(1, 3))
     axes = [draw(st.sampled_from([None] + list(range(-(t.ndim + 1), t.ndim + 1)))) for t in types]
+    if pattern is not None:
+        assume(len(pattern) == len(types))
+        axes = [draw(st.integers(-(t.ndim + 1), t.ndim)) if p else None for t, p in zip(types, pattern)]
     if types and all(a is None for a in axes):
         axes[draw(st.integers(0, len(types) - 1))] = 0
     examples = [example_arrays(rng, op, types, attrs) for _ in range(size)]
@@ -107,6 +111,20 @@ def test_vmap_equals_loop(op):
         pytest.skip(f"{op} is not registered in this build")
 
     @given(vmap_case(op))
+    def check(c):
+        check_vmap_matches_loop(op, c)
+    check()
+
+
+PATTERNS = [(op, p) for op, n in (("matmul", 2), ("conv2d", 2), ("take", 2), ("scatter_add", 3))
+            for p in __import__("itertools").product((True, False), repeat=n) if any(p)]
+
+
+@pytest.mark.parametrize("op,pattern", PATTERNS)
+def test_vmap_equals_loop_every_batching_pattern(op, pattern):
+    """The multi-input rules have one code path per batched/unbatched pattern: test each."""
+    @settings(max_examples=6)
+    @given(vmap_case(op, pattern))
     def check(c):
         check_vmap_matches_loop(op, c)
     check()

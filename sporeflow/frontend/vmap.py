@@ -87,7 +87,8 @@ def _ensemble_members(fn) -> list | None:
     from .cell import Cell
     if isinstance(fn, (list, tuple)) and fn and all(isinstance(c, Cell) for c in fn):
         return list(fn)
-    if isinstance(fn, Cell) and type(fn).__name__ == "CellList":
+    from .nn.layer.container import CellList
+    if isinstance(fn, CellList):
         return list(fn.cells())
     return None
 
