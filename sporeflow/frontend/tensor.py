@@ -38,7 +38,7 @@ def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
     else:
         dt = as_dtype(dtype)
     if dt is D.bfloat16:
-        return D.f32_to_bf16_bits(arr.astype(np.float32)), dt
+        return D.f32_to_bf16_bits(arr if arr.dtype.kind in "fiu" else arr.astype(np.float32)), dt
     if dt.is_int and arr.dtype.kind == "f":
         arr = np.trunc(arr)
     return np.array(arr, dtype=dt.storage, order="C"), dt

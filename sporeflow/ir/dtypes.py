@@ -1,10 +1,19 @@
 """Element types of the IR and their numpy storage.
 
-bfloat16 has no numpy dtype, so it is *stored* as uint16 holding the upper 16 bits of the
-float32 pattern. Conversions float32 -> bfloat16 round to nearest, ties to even (NaN stays
-a quiet NaN); bfloat16 -> float32 is exact (a 16-bit shift). float16 uses numpy's float16.
-Arithmetic on both half types is done in float32 and rounded after every primitive, which
-is what the LLVM and CUDA backends do too, so all backends agree bit for bit.
+bfloat16 (decided in issue 2, tested in tests/test_bf16.py):
+  * storage: numpy has no bfloat16, so a bf16 array is a uint16 array holding the upper 16 bits
+    of the float32 bit pattern (sign, 8 exponent bits, 7 mantissa bits).
+  * bf16 -> float32 is exact (a 16-bit shift): `bf16_bits_to_f32`.
+  * float -> bf16 rounds to nearest, ties to even, once: float32/float16 inputs directly;
+    float64 inputs go through float32 with round-to-odd first, which keeps the final rounding
+    correct (no double rounding). Overflow rounds to +-inf, +-inf stays +-inf, NaN becomes a
+    quiet NaN with its sign kept (bit 6 of the mantissa set). Subnormals are kept.
+  * `Tensor(x, sf.bfloat16).asnumpy()` returns float32 values (the exact bf16 values);
+    `Tensor._data` holds the uint16 bits. A uint16 numpy array given with dtype=bfloat16 is
+    taken as bits already (that is how checkpoints and executables hand bf16 data back).
+float16 uses numpy's float16. Arithmetic on both half types is done in float32 and rounded
+once after every primitive, which is what the LLVM and CUDA backends do too, so all backends
+agree bit for bit.
 """
 from __future__ import annotations
 
@@ -93,8 +102,26 @@ def as_dtype(x) -> DType:
     return from_numpy(x)
 
 
+def _f64_to_f32_round_to_odd(x: np.ndarray) -> np.ndarray:
+    """float64 -> float32 truncated toward zero with the last bit set when inexact ("round to
+    odd"): rounding that to bf16 (16 fewer mantissa bits) equals rounding x directly."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = x.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        too_big = np.abs(r.astype(np.float64)) > np.abs(x)
+    r = np.where(too_big, np.nextafter(r, np.float32(0)), r).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        inexact = r.astype(np.float64) != x
+    bits = r.view(np.uint32) | np.where(inexact & ~np.isnan(x), np.uint32(1), np.uint32(0))
+    return bits.astype(np.uint32).view(np.float32)
+
+
 def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bits (uint16), round to nearest even; NaN -> quiet NaN."""
+    """float (float32, float16 or float64) -> bfloat16 bits (uint16), round to nearest even
+    once; NaN -> quiet NaN."""
+    x = np.asarray(x)
+    if x.dtype == np.float64 or x.dtype.kind in "iu":
+        x = _f64_to_f32_round_to_odd(x.astype(np.float64))
     x = np.array(x, dtype=np.float32, order="C")
     u = x.view(np.uint32)
     rounding = ((u >> 16) & 1) + np.uint32(0x7FFF)
@@ -123,7 +150,7 @@ def from_compute(a, dt: DType) -> np.ndarray:
     """Result of arithmetic -> storage array of dtype `dt` (rounding half types once)."""
     a = np.asarray(a)
     if dt is bfloat16:
-        return f32_to_bf16_bits(a.astype(np.float32))
+        return f32_to_bf16_bits(a)
     if a.dtype != dt.storage:
         with np.errstate(invalid="ignore", over="ignore"):
             return a.astype(dt.storage)
