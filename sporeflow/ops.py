@@ -15,4 +15,5 @@ def _wrap_public() -> None:
 
 _wrap_public()
 from .frontend.vmap import vmap  # noqa: F401,E402
-from .frontend.transforms import get_grad, grad, jacfwd, jacrev, jvp, value_and_grad, vjp  # noqa: F401,E402
+from .frontend.transforms import (GradOperation, get_grad, grad, jacfwd, jacrev, jvp,  # noqa: F401,E402
+                                   value_and_grad, vjp)

@@ -195,3 +195,14 @@ def test_parameter_updates_inside_a_differentiated_function():
     assert counter.asnumpy()[0] == 1.0
     sf.jit(sf.grad(f))(x)
     assert counter.asnumpy()[0] == 2.0
+
+
+def test_legacy_grad_operation(f_and_w):
+    f, w = f_and_w
+    assert val(ops.GradOperation()(f)(X, Y)) == 61
+    assert val(ops.GradOperation(get_all=True)(f)(X, Y)) == (61, 19)
+    assert val(ops.GradOperation(get_by_list=True)(f, [w])(X, Y)) == (45,)
+    gi, gw = ops.GradOperation(get_all=True, get_by_list=True)(f, [w])(X, Y)
+    assert (val(gi), val(gw)) == ((61, 19), (45,))
+    sens = (sf.Tensor(2.0), sf.Tensor(0.0))
+    assert val(ops.GradOperation(sens_param=True)(f)(X, Y, sens)) == 120

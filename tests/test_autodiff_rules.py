@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import sporeflow as sf
 from sporeflow.frontend import lax
+from sporeflow.ir import parse, verify
 from sporeflow.ir.registry import NOT_DIFFERENTIABLE, REGISTRY
 
 f64 = sf.float64
@@ -265,6 +266,10 @@ def check_rules(fn, args, diff, tol, jit=False):
         _, tan = sf.jvp(g, tuple(xs_t), tuple(vs_t))
         return grads, tan
     runner = sf.jit(both) if jit else both
+    if jit:  # the transformed graph (forward + vjp + jvp) passes the verifier and prints/parses back
+        graph = runner.trace([T(x) for x in xs], [T(v) for v in vs], [T(u) for u in us if u is not None]).graph
+        verify(graph)
+        assert str(parse(str(graph))) == str(graph)
     grads, tan = runner([T(x) for x in xs], [T(v) for v in vs], [T(u) for u in us if u is not None])
     rev = sum(float(np.sum(gr.asnumpy() * v)) for gr, v in zip(grads, vs))
     fwd = sum(float(np.sum(u * t.asnumpy())) for u, t in zip(us, tan) if u is not None)

@@ -248,6 +248,31 @@ def get_grad(gradients, identifier):
     raise ValueError(f"get_grad: no gradient with identifier {key!r}")
 
 
+class GradOperation:
+    """MindSpore's legacy `ops.GradOperation(get_all, get_by_list, sens_param)`:
+    `GradOperation(...)(fn[, weights])` returns the gradient function. get_all: a tuple of every
+    input's grad (else the first input's grad only); get_by_list: grads of `weights` (both:
+    (input grads, weight grads)); sens_param: the last argument is the output sensitivity."""
+
+    def __init__(self, get_all: bool = False, get_by_list: bool = False, sens_param: bool = False):
+        self.get_all, self.get_by_list, self.sens_param = get_all, get_by_list, sens_param
+
+    def __call__(self, fn: Callable, weights=None) -> Callable:
+        if self.get_by_list and weights is None:
+            raise SporeflowError("GradOperation(get_by_list=True) needs weights: grad_op(fn, weights)")
+
+        def grad_fn(*args):
+            args, sens = _split_sens(args, self.sens_param)
+            if self.get_all:
+                pos = tuple(range(len(args)))
+            else:
+                pos = None if self.get_by_list else 0
+            ws = list(_weights_list(weights)) if self.get_by_list else None
+            _, g = _grad_core(fn, args, pos, ws, False, False, sens, "GradOperation")
+            return g
+        return grad_fn
+
+
 # ---- forward mode and vjp ---------------------------------------------------------------------------
 def _tuple_inputs(inputs) -> tuple[tuple, bool]:
     if isinstance(inputs, (tuple, list)):

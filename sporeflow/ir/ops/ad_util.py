@@ -27,7 +27,17 @@ def zeros_if_none(t, like):
 
 
 def primal(name: str, primals, attrs) -> list:
-    return lax.multi(name, *primals, **attrs)
+    """The op itself, recorded under the forward node's own scope (not `jvp/...`)."""
+    from ...frontend.tracer import current_trace
+    tr = current_trace()
+    if tr is None:
+        return lax.multi(name, *primals, **attrs)
+    saved = tr.scope_prefix
+    tr.scope_prefix = ""
+    try:
+        return lax.multi(name, *primals, **attrs)
+    finally:
+        tr.scope_prefix = saved
 
 
 def unary_rules(name: str, lin: Callable) -> dict:
