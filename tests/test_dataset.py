@@ -1,0 +1,319 @@
+"""Dataset pipeline: ops, sizes, iterators, seeding, prefetch thread (errors, early stop), transforms."""
+import gc
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import sporeflow as sf
+import sporeflow.dataset as ds
+from sporeflow import Tensor
+from sporeflow.dataset import transforms, vision
+from sporeflow.errors import DatasetError
+from sporeflow.runtime.dataset import config as ds_config
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seed():
+    ds_config._STATE["seed"] = None
+    sf.set_seed(0)
+    yield
+    ds_config._STATE["seed"] = None
+
+
+def rows(d, **kw):
+    return [tuple(np.asarray(a).tolist() for a in r) for r in d.create_tuple_iterator(output_numpy=True, **kw)]
+
+
+def col(d, i=0):
+    return [r[i] for r in rows(d, num_epochs=1)]
+
+
+def test_numpy_slices_order_sizes_and_columns():
+    d = ds.NumpySlicesDataset((np.arange(10), np.arange(10) * 2.0), ["a", "b"], shuffle=False)
+    assert d.get_col_names() == ["a", "b"] and d.get_dataset_size() == 10
+    assert col(d) == list(range(10))
+    assert ds.NumpySlicesDataset(np.arange(10)).get_col_names() == ["column_0"]
+    assert ds.NumpySlicesDataset({"x": np.ones((3, 2)), "y": [1, 2, 3]}).get_col_names() == ["x", "y"]
+    # MindSpore's observed sizes
+    assert d.batch(4).get_dataset_size() == 3
+    assert d.batch(4, drop_remainder=True).get_dataset_size() == 2
+    assert d.batch(4).repeat(2).get_dataset_size() == 6
+    assert d.take(3).get_dataset_size() == 3 and d.skip(7).get_dataset_size() == 3
+    assert col(d.skip(7)) == [7, 8, 9] and col(d.take(2)) == [0, 1]
+    with pytest.raises(DatasetError, match="column 'y' has 2 rows but column 'x' has 3"):
+        ds.NumpySlicesDataset({"x": np.ones((3, 2)), "y": [1, 2]})
+
+
+def test_batch_stacks_and_iterators_yield_tensors():
+    d = ds.NumpySlicesDataset((np.arange(10, dtype=np.float32).reshape(5, 2), np.arange(5, dtype=np.int32)),
+                              ["x", "y"], shuffle=False).batch(2)
+    batches = list(d)
+    assert len(batches) == 3 and isinstance(batches[0], list)
+    x, y = batches[0]
+    assert isinstance(x, Tensor) and x.shape == (2, 2) and x.dtype is sf.float32 and y.dtype is sf.int32
+    assert batches[2][0].shape == (1, 2)
+    dicts = list(d.create_dict_iterator(num_epochs=1, output_numpy=True))
+    assert set(dicts[0]) == {"x", "y"} and dicts[1]["y"].tolist() == [2, 3]
+    assert d.output_shapes() == [[2, 2], [2]] and d.output_types() == [np.float32, np.int32]
+    only_y = list(d.create_tuple_iterator(columns=["y"], num_epochs=1, output_numpy=True))
+    assert [b[0].tolist() for b in only_y] == [[0, 1], [2, 3], [4]]
+
+
+def test_iterator_epochs():
+    d = ds.NumpySlicesDataset(np.arange(4), shuffle=False)
+    it = d.create_tuple_iterator(num_epochs=2, output_numpy=True)
+    assert [int(r[0]) for r in it] == [0, 1, 2, 3]
+    assert [int(r[0]) for r in it] == [0, 1, 2, 3]
+    assert list(it) == []  # num_epochs exhausted
+    inf = d.create_tuple_iterator(output_numpy=True)  # num_epochs=-1
+    for _ in range(3):
+        assert len(list(inf)) == 4
+    inf.stop()
+
+
+def test_map_columns():
+    d = ds.NumpySlicesDataset((np.arange(3), np.arange(3) + 10, np.arange(3) + 100), ["a", "b", "c"], shuffle=False)
+    m = d.map(transforms.Duplicate(), input_columns=["b"], output_columns=["b1", "b2"])
+    assert m.get_col_names() == ["a", "b1", "b2", "c"]
+    assert rows(m, num_epochs=1)[1] == (1, 11, 11, 101)
+    two = d.map(lambda a, c: a + c, input_columns=["a", "c"], output_columns=["s"])
+    assert two.get_col_names() == ["s", "b"] and col(two) == [100, 102, 104]
+    chained = d.map([lambda a: a * 2, lambda a: a + 1])  # first column by default
+    assert col(chained) == [1, 3, 5]
+    with pytest.raises(ValueError, match="input column 'zz'"):
+        d.map(lambda x: x, input_columns="zz")
+    bad = d.map(lambda a: (a, a), input_columns=["a"])
+    with pytest.raises(DatasetError, match="returned 2 column"):
+        list(bad)
+
+
+def test_generator_sources():
+    class RA:
+        def __getitem__(self, i):
+            return np.array([i, i]), np.array(i * 10)
+
+        def __len__(self):
+            return 6
+
+    d = ds.GeneratorDataset(RA(), ["x", "y"], shuffle=False)
+    assert d.get_dataset_size() == 6 and rows(d, num_epochs=1)[2] == ([2, 2], 20)
+
+    def gen():
+        for i in range(5):
+            yield (np.array(i),)
+
+    g = ds.GeneratorDataset(gen, "v")
+    assert g.get_dataset_size() == 5 and col(g) == [0, 1, 2, 3, 4] and col(g) == [0, 1, 2, 3, 4]
+    assert col(ds.GeneratorDataset(gen, ["v"], num_samples=2)) == [0, 1]
+    assert col(ds.GeneratorDataset(RA(), ["x", "y"], shuffle=False, num_shards=2, shard_id=1), 1) == [10, 30, 50]
+    assert col(ds.GeneratorDataset([[1, 2], [3, 4]], ["v"], shuffle=False)) == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError, match="shuffle=True needs a random-accessible"):
+        ds.GeneratorDataset(gen, ["v"], shuffle=True)
+    with pytest.raises(ValueError, match="column_names is required"):
+        ds.GeneratorDataset(gen)
+    once = ds.GeneratorDataset(gen(), ["v"])
+    assert col(once) == [0, 1, 2, 3, 4]
+    with pytest.raises(DatasetError, match="one-shot iterator"):
+        list(once)
+
+
+def test_bad_rows_are_named():
+    def wrong_count():
+        yield np.array(1), np.array(2)
+        yield (np.array(3),)
+
+    with pytest.raises(DatasetError, match=r"row 1 has 1 column\(s\) but column_names has 2"):
+        list(ds.GeneratorDataset(wrong_count, ["a", "b"]))
+
+    def ragged():
+        yield (np.zeros(2),)
+        yield ([[1, 2], [3]],)
+
+    with pytest.raises(DatasetError, match="row 1, column 'img'"):
+        list(ds.GeneratorDataset(ragged, ["img"]))
+
+    def shapes():
+        for i in range(6):
+            yield np.zeros((4, 4) if i != 4 else (4, 5), np.float32), np.array(i)
+
+    d = ds.GeneratorDataset(shapes, ["image", "label"]).batch(3)
+    with pytest.raises(DatasetError, match=r"column 'image' of row 4 has shape \(4, 5\), but row 3"):
+        list(d)
+    norm = ds.NumpySlicesDataset(np.zeros((3, 2, 2, 4), np.float32), ["image"], shuffle=False)
+    with pytest.raises(DatasetError, match=r"row 0, column\(s\) \['image'\].*4 channel"):
+        list(norm.map(vision.Normalize([0.5, 0.5, 0.5], [1, 1, 1])))
+
+
+def test_errors_propagate_from_the_prefetch_thread_with_the_original_message():
+    class Boom(Exception):
+        pass
+
+    def gen():
+        for i in range(100):
+            if i == 7:
+                raise Boom("source broke at 7")
+            yield (np.array(i),)
+
+    seen = []
+    with pytest.raises(Boom, match="source broke at 7"):
+        for r in ds.GeneratorDataset(gen, ["v"]).create_tuple_iterator(num_epochs=1, output_numpy=True):
+            seen.append(int(r[0]))
+    assert seen == list(range(7))
+
+    def bad_op(x):
+        if int(x) == 3:
+            raise KeyError("op failed")
+        return x
+
+    d = ds.NumpySlicesDataset(np.arange(6), ["v"], shuffle=False).map(bad_op)
+    with pytest.raises(KeyError, match="op failed") as e:
+        list(d)
+    assert any("bad_op on row 3" in n for n in e.value.__notes__)
+
+
+def _prefetch_threads():
+    return [t for t in threading.enumerate() if t.name == "sporeflow-dataset-prefetch"]
+
+
+def _wait_no_prefetch_threads(before):
+    deadline = time.time() + 5
+    while time.time() < deadline and len(_prefetch_threads()) > before:
+        time.sleep(0.02)
+    return len(_prefetch_threads()) <= before
+
+
+def test_early_stop_does_not_hang():
+    before = len(_prefetch_threads())
+
+    def endless():
+        i = 0
+        while True:
+            yield (np.array(i),)
+            i += 1
+
+    d = ds.GeneratorDataset(endless, ["v"]).batch(2)
+    it = d.create_tuple_iterator(output_numpy=True)
+    first = [next(it)[0].tolist() for _ in range(3)]
+    assert first == [[0, 1], [2, 3], [4, 5]]
+    it.stop()
+    assert _wait_no_prefetch_threads(before)
+    for k, _ in enumerate(d):  # break out of a for loop; dropping the iterator stops the thread
+        if k == 2:
+            break
+    gc.collect()
+    assert _wait_no_prefetch_threads(before)
+
+
+def test_shuffle_is_seeded_reproducible_and_new_each_epoch():
+    def order(seed_fn, seed):
+        seed_fn(seed)
+        d = ds.NumpySlicesDataset(np.arange(20))  # shuffled by default (random-accessible)
+        return col(d), col(d)
+
+    a1, a2 = order(sf.set_seed, 5)
+    b1, b2 = order(sf.set_seed, 5)
+    assert a1 == b1 and a2 == b2  # reproducible
+    assert sorted(a1) == list(range(20)) and a1 != list(range(20))
+    assert a1 != a2  # each epoch its own permutation
+    c1, _ = order(ds.config.set_seed, 6)
+    assert c1 != a1 and ds.config.get_seed() == 6
+    # the buffered shuffle
+    ds.config.set_seed(1)
+    s = ds.NumpySlicesDataset(np.arange(30), shuffle=False).shuffle(8)
+    x, y = col(s), col(s)
+    assert sorted(x) == list(range(30)) and x != list(range(30)) and x != y
+    ds.config.set_seed(1)
+    s2 = ds.NumpySlicesDataset(np.arange(30), shuffle=False).shuffle(8)
+    assert col(s2) == x
+    # set_epoch replays an epoch's order (resuming training)
+    assert col(s2.set_epoch(1)) == y
+    with pytest.raises(ValueError, match="larger than 1"):
+        s.shuffle(1)
+
+
+def test_repeat_zip_concat_project_rename():
+    d = ds.NumpySlicesDataset(np.arange(3), ["a"], shuffle=False)
+    assert col(d.repeat(2)) == [0, 1, 2, 0, 1, 2]
+    e = ds.NumpySlicesDataset(np.arange(5) * 10, ["b"], shuffle=False)
+    z = d.zip(e)
+    assert z.get_col_names() == ["a", "b"] and z.get_dataset_size() == 3 and rows(z, num_epochs=1)[2] == (2, 20)
+    assert col(d + d.rename("a", "a")) == [0, 1, 2, 0, 1, 2]
+    assert z.project(["b"]).get_col_names() == ["b"] and col(z.project("b")) == [0, 10, 20]
+    assert z.rename(["a"], ["c"]).get_col_names() == ["c", "b"]
+    with pytest.raises(ValueError, match="share column names"):
+        d.zip(d)
+    with pytest.raises(ValueError, match="column names differ"):
+        d.concat(e)
+
+
+def test_per_batch_map_and_callable_batch_size():
+    d = ds.NumpySlicesDataset(np.arange(7), ["v"], shuffle=False)
+    b = d.batch(3, per_batch_map=lambda v, info: ([x * 0 + info.get_batch_num() for x in v],))
+    assert [r[0] for r in rows(b, num_epochs=1)] == [[0, 0, 0], [1, 1, 1], [2]]
+    growing = d.batch(lambda info: info.get_batch_num() + 1)
+    assert [len(r[0]) for r in rows(growing, num_epochs=1)] == [1, 2, 3, 1]
+
+
+def test_vision_transforms():
+    img = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 3)
+    r = vision.Rescale(1 / 255.0, -0.5)(img)
+    assert r.dtype == np.float32 and np.allclose(r, img / 255.0 - 0.5)
+    n = vision.Normalize([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])(img)
+    assert np.allclose(n[..., 2], (img[..., 2] - 3.0) / 2.0)
+    chw = vision.HWC2CHW()(img)
+    assert chw.shape == (3, 2, 2) and chw[1, 0, 1] == img[0, 1, 1]
+    assert np.allclose(vision.Normalize([1.0, 2.0, 3.0], [1, 1, 1], is_hwc=False)(chw)[2], chw[2] - 3.0)
+    # bilinear with half-pixel centres: weights along an axis for 2 -> 4 are [0, .25, .75, 1]
+    small = np.array([[0, 10], [20, 30]], np.float32)
+    w = np.array([0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(vision.Resize((4, 4), vision.Inter.LINEAR)(small), 20 * w[:, None] + 10 * w[None, :])
+    assert vision.Inter.BILINEAR is vision.Inter.LINEAR
+    np.testing.assert_array_equal(vision.Resize((4, 4), vision.Inter.NEAREST)(small),
+                                  small[[0, 0, 1, 1]][:, [0, 0, 1, 1]])
+    assert vision.Resize(4)(np.zeros((8, 16, 1), np.uint8)).shape == (4, 8, 1)
+    up = vision.Resize((3, 3))(np.array([[0, 255], [255, 0]], np.uint8))
+    assert up.dtype == np.uint8 and up[1, 1] == 128  # 127.5 rounded half up
+    with pytest.raises(NotImplementedError, match="CUBIC"):
+        vision.Resize(4, vision.Inter.CUBIC)
+    flip = vision.RandomHorizontalFlip(1.0)(img)
+    np.testing.assert_array_equal(flip, img[:, ::-1])
+    np.testing.assert_array_equal(vision.RandomHorizontalFlip(0.0)(img), img)
+    crop = vision.RandomCrop(3, padding=1)(img)
+    assert crop.shape == (3, 3, 3)
+    with pytest.raises(DatasetError, match="larger than"):
+        vision.RandomCrop(5)(img)
+    assert vision.RandomCrop(5, pad_if_needed=True)(img).shape == (5, 5, 3)
+
+
+def test_random_transforms_in_a_pipeline_are_reproducible():
+    imgs = np.arange(8 * 6 * 6, dtype=np.uint8).reshape(8, 6, 6, 1)
+
+    def run():
+        ds.config.set_seed(3)
+        d = ds.NumpySlicesDataset(imgs, ["image"], shuffle=False)
+        d = d.map([vision.RandomCrop(4, padding=1), vision.RandomHorizontalFlip()], "image")
+        return [r[0] for r in d.create_tuple_iterator(num_epochs=2, output_numpy=True)]
+
+    a, b = run(), run()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, a[1:]))
+
+
+def test_transforms():
+    assert transforms.TypeCast(sf.int32)(np.array([1.7, -2.2])).dtype == np.int32
+    assert transforms.TypeCast(np.float16)(np.array([1])).dtype == np.float16
+    oh = transforms.OneHot(4)(np.array([1, 3], np.int32))
+    np.testing.assert_array_equal(oh, [[0, 1, 0, 0], [0, 0, 0, 1]])
+    assert oh.dtype == np.int32
+    np.testing.assert_allclose(transforms.OneHot(4, 0.2)(np.array(0)), [0.85, 0.05, 0.05, 0.05])
+    with pytest.raises(DatasetError, match="outside"):
+        transforms.OneHot(3)(np.array([3]))
+    c = transforms.Compose([vision.Rescale(2.0, 0.0), transforms.TypeCast(sf.int64)])
+    assert c(np.array([1, 2], np.uint8)).tolist() == [2, 4]
+    d = ds.NumpySlicesDataset((np.zeros((4, 3, 3, 1), np.uint8), np.arange(4, dtype=np.int32)), ["image", "label"],
+                              shuffle=False)
+    d = d.map([vision.Rescale(1 / 255, 0), vision.HWC2CHW()], "image").map(transforms.OneHot(4), "label").batch(2)
+    x, y = next(iter(d))
+    assert x.shape == (2, 1, 3, 3) and x.dtype is sf.float32 and y.shape == (2, 4)
