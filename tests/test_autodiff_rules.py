@@ -313,3 +313,18 @@ def test_nondifferentiable_ops_give_zero_gradient():
     x = sf.Tensor(np.array([0.3, 1.7, -2.2]))
     g = sf.grad(lambda x: (sf.ops.floor(x) + sf.ops.sign(x) + sf.ops.stop_gradient(x) * x).sum())(x)
     np.testing.assert_allclose(g.asnumpy(), x.asnumpy())
+
+
+def test_relu_and_relu6_corners_have_zero_gradient():
+    """maximum/minimum give ties to the second operand, so relu(x)=maximum(x, 0) has gradient 0
+    at 0 and relu6 at 0 and 6, as MindSpore's ReLU/ReLU6; reduce_max splits ties evenly."""
+    x = sf.Tensor(np.array([-1.0, 0.0, 2.0, 6.0, 7.0]))
+    np.testing.assert_allclose(sf.grad(lambda x: sf.ops.relu(x).sum())(x).asnumpy(), [0, 0, 1, 1, 1])
+    np.testing.assert_allclose(sf.grad(lambda x: sf.ops.relu6(x).sum())(x).asnumpy(), [0, 0, 1, 0, 0])
+    np.testing.assert_allclose(sf.jvp(lambda x: sf.ops.relu(x), x, sf.Tensor(np.ones(5)))[1].asnumpy(),
+                               [0, 0, 1, 1, 1])
+    t = sf.Tensor(np.array([3.0, 1.0, 3.0]))
+    np.testing.assert_allclose(sf.grad(lambda t: t.max())(t).asnumpy(), [0.5, 0, 0.5])
+    p = sf.Tensor(np.array([[[[1.0, 1.0], [0.0, 1.0]]]]))
+    np.testing.assert_allclose(sf.grad(lambda p: sf.ops.max_pool2d(p, 2, 2).sum())(p).asnumpy(),
+                               [[[[1.0, 0.0], [0.0, 0.0]]]])   # max_pool: the first maximum

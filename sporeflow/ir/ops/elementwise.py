@@ -73,11 +73,10 @@ _ident = lambda g: g  # noqa: E731
 
 
 def _winner_weight(x, y, strict):
-    """1 where x wins, 1/2 on ties (the gradient of max/min splits evenly between equal inputs,
-    which keeps it symmetric and makes the JVP the exact transpose of the VJP), else 0."""
-    win = lax.convert(strict(x, y), x.dtype)
-    tie = lax.convert(lax.eq(x, y), x.dtype)
-    return lax.add(win, lax.mul(tie, scalar(x, 0.5)))
+    """1 where x strictly wins, else 0: on ties the gradient goes to the second operand. So
+    relu = maximum(x, 0) and relu6/clamp get gradient 0 at their corners, as MindSpore's ReLU
+    and ReLU6 do (JAX would split ties 1/2 each). VJP and JVP use the same weights."""
+    return lax.convert(strict(x, y), x.dtype)
 
 
 def _minmax_partials(strict):
