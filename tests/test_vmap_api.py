@@ -205,3 +205,22 @@ def test_batched_graph_prints_parses_and_verifies(rng):
     text = print_graph(tr.graph)
     assert "select" in text and "test_vmap_api.py" in text
     assert print_graph(parse(text)) == text
+
+
+def test_closure_nesting_keyword_arguments_and_static_leaves(rng):
+    xs, ys = _arr(rng, 3), _arr(rng, 4)
+    outer = sf.vmap(lambda x: sf.vmap(lambda y: x * y)(T(ys)))     # inner closes over the outer tracer
+    for f in both(outer):
+        np.testing.assert_allclose(f(T(xs)).asnumpy(), np.outer(xs, ys), rtol=1e-6)
+
+    def f(x, *, scale, shift=None, mode="mul"):
+        return x * scale if mode == "mul" else x + scale
+    g = sf.vmap(f, in_axes=0)
+    np.testing.assert_allclose(g(T(xs), scale=T(ys[:3]), mode="mul").asnumpy(), xs * ys[:3], rtol=1e-6)
+    np.testing.assert_allclose(g(T(xs), scale=T(ys[:3]), mode="add").asnumpy(), xs + ys[:3], rtol=1e-6)
+
+
+def test_error_points_at_the_user_line():
+    with pytest.raises(VmapError) as e:
+        sf.vmap(lambda a, b: a + b)(T(np.zeros(2)), T(np.zeros(3)))
+    assert "test_vmap_api.py" in str(e.value) and "sf.vmap(lambda a, b: a + b)" in str(e.value)

@@ -172,3 +172,23 @@ def test_conv_per_example_weights_gradients(which, rng):
     rx, rw = sf.grad(ref_loss, grad_position=(0, 1))(T(xa), T(wa))
     np.testing.assert_allclose(gx.asnumpy(), rx.asnumpy(), rtol=1e-9)
     np.testing.assert_allclose(gw.asnumpy(), rw.asnumpy(), rtol=1e-9)
+
+
+class ClippedSquare(nn.Cell):
+    """y = x^2 with a custom backward dout * 3 (so the custom rule is visible in the result)."""
+
+    def construct(self, x):
+        return x * x
+
+    def bprop(self, x, out, dout):
+        return (dout * 3.0,)
+
+
+def test_custom_bprop_cell_under_vmap(rng):
+    x = rng.normal(size=(4, 3))
+    cell = ClippedSquare()
+    for mode, fn in both(sf.vmap(sf.grad(lambda v: cell(v).sum()))):
+        np.testing.assert_allclose(fn(T(x)).asnumpy(), np.full_like(x, 3.0), err_msg=mode)
+    for mode, fn in both(sf.grad(lambda v: sf.vmap(cell)(v).sum())):
+        np.testing.assert_allclose(fn(T(x)).asnumpy(), np.full_like(x, 3.0), err_msg=mode)
+    np.testing.assert_allclose(sf.vmap(cell)(T(x)).asnumpy(), x * x)

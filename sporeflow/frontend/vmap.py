@@ -20,15 +20,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import SporeflowError
+from ..errors import ShapeError
 from ..ir.types import TensorType
-from .pytree import TreeDef, tree_flatten, tree_unflatten
+from .pytree import tree_flatten, tree_unflatten
+from .source import user_line_description, wrap_methods
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace, inline
 
 
-class VmapError(SporeflowError, ValueError):
-    """A bad in_axes/out_axes or inconsistent batch sizes (MindSpore raises RuntimeError/ValueError)."""
+class VmapError(ShapeError):
+    """A bad in_axes/out_axes or inconsistent batch sizes; the message ends with the user's line."""
+
+    def __init__(self, msg: str):
+        super().__init__(f"{msg}\n  at {user_line_description()}")
 
 
 # ---- axes specs: a pytree prefix of the arguments -------------------------------------------
@@ -137,8 +141,9 @@ class VmapFunction:
             axes = _broadcast_prefix(tuple(spec), tuple(args), "in_axes")
         else:
             axes = _broadcast_prefix(spec, tuple(args), "in_axes")
-        axes += [0] * len(tree_flatten(kwargs)[0])          # keyword arguments are mapped over axis 0
         leaves = [_as_leaf(x) for x in tree_flatten((tuple(args), kwargs))[0]]
+        # keyword arguments: tensors are mapped over axis 0 (as in JAX), anything else is static
+        axes += [0 if isinstance(x, Tensor) else None for x in leaves[len(axes):]]
         names = _leaf_names(self.fn, args, kwargs)
         out = []
         for x, a, nm in zip(leaves, axes, names):
@@ -237,6 +242,9 @@ class VmapFunction:
                     assign(ps[index[id(p)]], v[i])
             else:
                 assign(p, v)
+
+
+wrap_methods(VmapFunction)   # user mistakes surface at the user's line
 
 
 def vmap(fn: Callable | Any, in_axes=0, out_axes=0) -> VmapFunction:
