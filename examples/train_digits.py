@@ -25,46 +25,14 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import sporeflow as sf  # noqa: E402
-from sporeflow import nn  # noqa: E402
+from sporeflow import dataset as ds, nn  # noqa: E402
 from sporeflow.train import (Accuracy, CheckpointConfig, LossMonitor, Model, ModelCheckpoint,  # noqa: E402
                              ProgressBar)
 
 
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """(images float32 [N, 1, 8, 8] scaled to [0, 1], labels int32 [N])."""
-    try:
-        from sporeflow.dataset import load_digits as _load
-        images, labels = _load()
-    except ImportError:   # TEMPORARY until sporeflow.dataset.load_digits lands
-        rows = np.loadtxt(os.path.join(os.path.dirname(__file__), "../../shared/data/digits.csv.gz"), delimiter=",")
-        images, labels = rows[:, :64], rows[:, 64]
-    images = np.asarray(images, np.float32).reshape(-1, 1, 8, 8)
-    if images.max() > 1.0:
-        images = images / 16.0
-    return images, np.asarray(labels, np.int32)
-
-
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool):
-    try:
-        from sporeflow import dataset as ds
-    except ImportError:   # TEMPORARY until sporeflow.dataset lands
-        return _Batches(x, y, batch_size, shuffle)
     data = ds.NumpySlicesDataset({"image": x, "label": y}, shuffle=shuffle)
     return data.batch(batch_size, drop_remainder=False)
-
-
-class _Batches:
-    def __init__(self, x, y, bs, shuffle):
-        self.x, self.y, self.bs, self.shuffle = x, y, bs, shuffle
-
-    def get_dataset_size(self):
-        return -(-len(self.x) // self.bs)
-
-    def __iter__(self):
-        idx = np.random.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
-        for i in range(self.get_dataset_size()):
-            j = idx[i * self.bs:(i + 1) * self.bs]
-            yield self.x[j], self.y[j]
 
 
 class DigitsCNN(nn.Cell):
@@ -109,12 +77,10 @@ def main(argv=None) -> float:
     sf.set_context(mode=sf.GRAPH_MODE, device_target=device)
     sf.set_seed(args.seed)
 
-    images, labels = load_digits()
-    perm = np.random.RandomState(args.seed).permutation(len(labels))
-    n_test = len(labels) // 5                                   # 20% held out, never trained on
-    test_idx, train_idx = perm[:n_test], perm[n_test:]
-    train_ds = make_dataset(images[train_idx], labels[train_idx], args.batch_size, shuffle=True)
-    test_ds = make_dataset(images[test_idx], labels[test_idx], 120, shuffle=False)
+    # a stratified 80/20 split; the test side is never trained on
+    (x_train, y_train), (x_test, y_test) = ds.load_digits_split(test_fraction=0.2, seed=args.seed)
+    train_ds = make_dataset(x_train, y_train, args.batch_size, shuffle=True)
+    test_ds = make_dataset(x_test, y_test, 120, shuffle=False)
 
     net = DigitsCNN()
     steps_per_epoch = train_ds.get_dataset_size()
@@ -127,13 +93,13 @@ def main(argv=None) -> float:
     config = CheckpointConfig(save_checkpoint_steps=steps_per_epoch, keep_checkpoint_max=2)
     monitor = ProgressBar() if args.progress else LossMonitor(per_print_times=steps_per_epoch // 2)
     callbacks = [monitor, ModelCheckpoint(prefix="digits", directory=ckpt_dir, config=config)]
-    print(f"device_target={device}: {len(train_idx)} train / {len(test_idx)} test images, "
+    print(f"device_target={device}: {len(y_train)} train / {len(y_test)} test images, "
           f"{steps_per_epoch} steps per epoch")
     model.fit(args.epochs, train_ds, valid_dataset=test_ds, callbacks=callbacks)
 
     acc = model.eval(test_ds)["accuracy"]
     elapsed = time.perf_counter() - t_start
-    print(f"test accuracy: {acc:.4f} on {len(test_idx)} held-out images; total time {elapsed:.1f} s "
+    print(f"test accuracy: {acc:.4f} on {len(y_test)} held-out images; total time {elapsed:.1f} s "
           f"(checkpoints in {ckpt_dir}: {sorted(os.listdir(ckpt_dir))})")
     return acc
 
