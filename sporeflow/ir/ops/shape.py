@@ -208,7 +208,8 @@ def _scatter_add_impl(x, idx, upd, axis):
 
 scatter_add = def_op("scatter_add", infer=_scatter_add_infer, impl=_scatter_add_impl, kind=Kind.OPAQUE,
                      attr_names=("axis",), jvp=linear_jvp("scatter_add", (0, 2)),
-                     vjp=lambda ins, outs, douts, axis: [douts[0], None, lax.take(douts[0], ins[1], axis=axis)], doc="x with updates added at idx along axis (the adjoint of take)",
+                     vjp=lambda ins, outs, douts, axis: [douts[0], None, lax.take(douts[0], ins[1], axis=axis)],
+                     doc="x with updates added at idx along axis (the adjoint of take)",
                      batch=B.batch_scatter_add)
 
 
