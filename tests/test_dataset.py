@@ -317,3 +317,20 @@ def test_transforms():
     d = d.map([vision.Rescale(1 / 255, 0), vision.HWC2CHW()], "image").map(transforms.OneHot(4), "label").batch(2)
     x, y = next(iter(d))
     assert x.shape == (2, 1, 3, 3) and x.dtype is sf.float32 and y.shape == (2, 4)
+
+
+def test_batch_fast_path_equals_row_by_row_path():
+    x = np.arange(11 * 3, dtype=np.float32).reshape(11, 3)
+    y = np.arange(11, dtype=np.int32)
+    for drop in (False, True):
+        ds.config.set_seed(4)
+        fast = ds.NumpySlicesDataset((x, y), ["x", "y"]).batch(4, drop_remainder=drop)
+        ds.config.set_seed(4)
+        slow = ds.NumpySlicesDataset((x, y), ["x", "y"]).map(lambda v: v, "x").batch(4, drop_remainder=drop)
+        a = list(fast.create_tuple_iterator(num_epochs=1, output_numpy=True))
+        b = list(slow.create_tuple_iterator(num_epochs=1, output_numpy=True))
+        assert len(a) == len(b) == (2 if drop else 3)
+        for (ax, ay), (bx, by) in zip(a, b):
+            assert ax.dtype == bx.dtype and ay.dtype == by.dtype
+            np.testing.assert_array_equal(ax, bx)
+            np.testing.assert_array_equal(ay, by)

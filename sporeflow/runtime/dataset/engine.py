@@ -346,7 +346,26 @@ class BatchDataset(Dataset):
         pos = sum(1 for i in range(first) if i not in idx)
         return tuple(kept[:pos] + res + kept[pos:])
 
+    def _gathered(self, epoch, seed):
+        """Fast path for batch() directly on an array-backed source: one gather per column."""
+        child = self.children[0]
+        idx = child._indices(epoch, seed)
+        bs = self.batch_size
+        for nbatch, s in enumerate(range(0, len(idx), bs)):
+            chunk = idx[s:s + bs]
+            if len(chunk) < bs and self.drop_remainder:
+                return
+            batch = child._gather(chunk)
+            if self.per_batch_map is not None:
+                batch = self._apply_per_batch_map(batch, BatchInfo(nbatch, epoch))
+            yield batch
+
     def _rows(self, epoch, seed):
+        child = self.children[0]
+        if isinstance(self.batch_size, int) and getattr(child, "_gather", None) is not None and \
+                child._gather(np.arange(0)) is not None:
+            yield from self._gathered(epoch, seed)
+            return
         buf, start, nbatch = [], 0, 0
         size = self.batch_size if isinstance(self.batch_size, int) else self.batch_size(BatchInfo(0, epoch))
         for i, row in enumerate(self.children[0]._rows(epoch, seed)):

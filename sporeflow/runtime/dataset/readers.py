@@ -135,6 +135,9 @@ class MnistDataset(SourceDataset):
     def _row(self, i):
         return self._images[i], np.asarray(self._labels[i])
 
+    def _gather(self, idx):
+        return self._images[idx], self._labels[idx]
+
 
 # ------------------------------------------------------------------------------------------------
 # CIFAR-10
@@ -185,3 +188,6 @@ class Cifar10Dataset(SourceDataset):
 
     def _row(self, i):
         return self._images[i], np.asarray(self._labels[i])
+
+    def _gather(self, idx):
+        return self._images[idx], self._labels[idx]

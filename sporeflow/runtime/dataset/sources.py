@@ -65,6 +65,11 @@ class SourceDataset(Dataset):
     def _col_names(self):
         return self._columns
 
+    def _gather(self, idx: np.ndarray) -> tuple | None:
+        """Whole batch of rows `idx` at once, or None when rows must be read one by one. Sources
+        over arrays override this, so batch() right after them is one fancy-index per column."""
+        return None
+
     def _indices(self, epoch: int, seed: int) -> np.ndarray:
         n = self._num_rows()
         idx = rng_for(seed, self._depth, epoch, 1).permutation(n) if self._shuffle else np.arange(n)
@@ -223,3 +228,6 @@ class NumpySlicesDataset(SourceDataset):
 
     def _row(self, i):
         return tuple(np.asarray(a[i]) for a in self._arrays)
+
+    def _gather(self, idx):
+        return tuple(a[idx] for a in self._arrays)
