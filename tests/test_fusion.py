@@ -136,11 +136,15 @@ def test_opt_level_zero_is_identity_and_train_step_fuses_update():
 # ---- random programs -------------------------------------------------------------------------
 @given(programs())
 def test_random_programs_fused_equal_unfused(prog):
+    from sporeflow.passes.autodiff import dce
     g, args = prog
-    fg = verify(fuse(g))
-    for a, b in zip(run_graph(g, args), run_graph(fg, args)):
-        np.testing.assert_array_equal(a, b)
-    # every original op survives, either at top level or inside exactly one body
+    for graph in (g, dce(g)):
+        fg = verify(fuse(graph))
+        for a, b in zip(run_graph(graph, args), run_graph(fg, args)):
+            np.testing.assert_array_equal(a, b)
+    g = graph
+    # after dead-code elimination every original op survives, at top level or in one body
+
     def count(graph):
         return sum(1 for n in graph.walk() if n.op not in ("fused", "constant", "broadcast_to"))
     assert count(fg) == count(g)

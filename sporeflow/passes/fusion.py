@@ -356,7 +356,9 @@ class _Fuser:
         out_nodes: list[Node] = []
         for unit in units:
             if isinstance(unit, int):
-                out_nodes.append(self._emit_group(p, groups[unit], unit, env, users, graph_outs))
+                fused_node = self._emit_group(p, groups[unit], unit, env, users, graph_outs)
+                if fused_node.outputs:          # a group nobody reads is dead code: dropped
+                    out_nodes.append(fused_node)
             else:
                 out_nodes.append(self._copy(unit, env))
         return Graph(graph.name, new_inputs, out_nodes, [env[id(v)] for v in graph.outputs])

@@ -1,0 +1,484 @@
+"""Rendering `fused` nodes (passes/fusion.py) as single loop nests.
+
+A fused body becomes one of:
+  elementwise  one loop nest over the output domain D; every member is evaluated per element
+               with the scalar rules of scalar_ops (C's table, reused); inputs are read through
+               broadcast strides, scalar constants become literals. Nothing is materialized.
+  row          D = rows x inner (reductions over the same trailing axes): per row, one pass per
+               reduction level over the row (softmax: max, then sum of exp, then the quotient),
+               so the row is read from memory once and stays in L1/L2 between passes. Float sums
+               are blocked: 16-lane partial sums (a `reassoc` flag on that fadd only, so LLVM
+               vectorizes it) within blocks of BLOCK elements, blocks added in double: accurate
+               over long rows, unlike a sequential float sum.
+  master       a matmul/conv2d "master" runs first (its own lowering: BLAS), into the output
+               buffer when it is a group output, else into scratch; its elementwise or row
+               epilogue is then one of the two above with the master's result as an input.
+Anything else (a body the renderer does not recognize) is inlined node by node with each
+member's own lowering, so every fused node compiles.
+
+The loop nest is emitted as its own function `k(ptr noalias ..., i64 start, i64 end)` over the
+outermost dimension, and large kernels run it on all cores through libgomp (parallel.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...ir.dtypes import bf16_bits_to_f32, bfloat16
+from ...ir.graph import Graph, Node, Value
+from ...ir.registry import REGISTRY, Kind
+from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
+from .kernels_elem import broadcast_strides, collapse, contiguous_strides
+from .parallel import emit_parallel_for
+from .scalar_ops import SCALAR_RULES, from_compute, to_compute
+
+REDUCE_OPS = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
+VIEW_OPS = ("broadcast_to", "reshape")
+BLOCK = 1024          # elements per float partial-sum block in row reductions
+
+
+@dataclass
+class _Access:
+    """A body input read at domain indices through element strides over D."""
+    arg: int
+    strides: list[int]
+    dtype: object
+
+
+@dataclass
+class _Plan:
+    dom: tuple
+    r: int | None                                   # first reduced axis (row plan) or None
+    master: Node | None
+    access: dict[int, _Access] = field(default_factory=dict)   # id(Value) -> access (views of inputs)
+    consts: dict[int, float] = field(default_factory=dict)     # id(Value) -> scalar literal
+    level: dict[int, int] = field(default_factory=dict)
+    row_vals: set = field(default_factory=set)      # ids of values constant along the row
+
+
+def _unit_reshape_strides(src_shape, src_strides, dst_shape):
+    """Strides of a reshape that only inserts/removes size-1 dims, else None."""
+    a = [(d, s) for d, s in zip(src_shape, src_strides) if d != 1]
+    bdims = [d for d in dst_shape if d != 1]
+    if [d for d, _ in a] != bdims:
+        return None
+    it = iter(s for _, s in a)
+    return [0 if d == 1 else next(it) for d in dst_shape]
+
+
+def _fits(shape, dom) -> bool:
+    return len(shape) <= len(dom) and all(s in (1, d) for s, d in zip(shape[::-1], dom[::-1]))
+
+
+def _dom_strides(shape_strides, shape, dom):
+    """Own-shape strides -> strides over the domain (trailing alignment, size-1 dims broadcast)."""
+    pad = len(dom) - len(shape)
+    return [0] * pad + [0 if d == 1 else s for d, s in zip(shape, shape_strides)]
+
+
+def analyze(body: Graph) -> _Plan | None:
+    nodes = body.nodes
+    masters = [n for n in nodes if REGISTRY[n.op].kind == Kind.OUT_EWISE_FUSABLE]
+    if len(masters) > 1:
+        return None
+    master = masters[0] if masters else None
+    in_ids = {id(v) for v in body.inputs}
+    if master is not None and not all(id(v) in in_ids for v in master.inputs):
+        return None
+    epi = [n for n in nodes if n is not master]
+    shapes = [v.type.shape for n in epi for v in n.outputs] + [v.type.shape for n in epi
+                                                                 if n.op in REDUCE_OPS for v in n.inputs]
+    if not shapes:
+        return None
+    rank = max(len(s) for s in shapes)
+    dom = tuple(max((s[i - rank + len(s)] if i - rank + len(s) >= 0 else 1) for s in shapes) for i in range(rank))
+    reds = [n for n in epi if n.op in REDUCE_OPS]
+    r = None
+    if reds:
+        firsts = set()
+        for n in reds:
+            axes = tuple(sorted(n.attrs["axes"]))
+            if n.inputs[0].type.shape != dom or not axes or axes != tuple(range(axes[0], len(dom))):
+                return None
+            firsts.add(axes[0])
+        if len(firsts) != 1:
+            return None
+        r = firsts.pop()
+    plan = _Plan(dom, r, master)
+    for k, v in enumerate(body.inputs):
+        plan.access[id(v)] = _Access(k, _dom_strides(contiguous_strides(v.type.shape), v.type.shape, dom)
+                                     if _fits(v.type.shape, dom) else None, v.type.dtype)
+    if master is not None:
+        mv = master.outputs[0]
+        if not _fits(mv.type.shape, dom):
+            return None
+        plan.access[id(mv)] = _Access(-1, _dom_strides(contiguous_strides(mv.type.shape), mv.type.shape, dom),
+                                      mv.type.dtype)
+    for n in epi:
+        v = n.outputs[0] if len(n.outputs) == 1 else None
+        if v is None:
+            return None
+        if n.op == "constant":
+            if v.type.size != 1:
+                return None
+            arr = n.attrs["value"].array
+            if v.dtype is bfloat16:          # bf16 constants are stored as their bits
+                arr = bf16_bits_to_f32(arr)
+            plan.consts[id(v)] = arr.reshape(-1)[0]
+            continue
+        if n.op in VIEW_OPS:
+            src = n.inputs[0]
+            if id(src) in plan.consts:
+                plan.consts[id(v)] = plan.consts[id(src)]
+                continue
+            acc = plan.access.get(id(src))
+            if acc is None or acc.strides is None and n.op == "broadcast_to":
+                return None
+            if n.op == "reshape":
+                own = _unit_reshape_strides(src.type.shape, _own_strides(acc, src, dom), v.type.shape)
+                if own is None or not _fits(v.type.shape, dom):
+                    return None
+                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype)
+            else:
+                if not _fits(v.type.shape, dom):
+                    return None
+                plan.access[id(v)] = _Access(acc.arg, acc.strides, acc.dtype)
+            continue
+        if n.op not in SCALAR_RULES and n.op not in REDUCE_OPS:
+            return None
+        if not _fits(v.type.shape, dom) and not (n.op in REDUCE_OPS and not n.attrs["keepdims"]):
+            return None
+    for acc in plan.access.values():
+        if acc.strides is None:
+            pass            # only an error if such an input is used elementwise (checked on use)
+    if not _levels(plan, body, epi):
+        return None
+    for v in body.outputs:               # outputs: full domain, or one value per row
+        if id(v) in plan.consts or (id(v) in plan.access and v.producer is None):
+            return None
+        if v.type.shape != dom and not (r is not None and id(v) in plan.row_vals
+                                        and v.type.size == int(np.prod(dom[:r], dtype=np.int64))):
+            if not (master is not None and v is master.outputs[0]):
+                return None
+    return plan
+
+
+def _own_strides(acc: _Access, v: Value, dom) -> list[int]:
+    """Recover a view's own-shape strides from its domain strides (trailing alignment)."""
+    pad = len(dom) - len(v.type.shape)
+    return [s for s in acc.strides[pad:]]
+
+
+def _levels(plan: _Plan, body: Graph, epi: list[Node]) -> bool:
+    """Pass level of every value; row values (constant along the reduced axes)."""
+    r, dom = plan.r, plan.dom
+    for v in body.inputs:
+        plan.level[id(v)] = 0
+        if r is not None and _is_row_shape(v.type.shape, dom, r):
+            plan.row_vals.add(id(v))
+    if plan.master is not None:
+        plan.level[id(plan.master.outputs[0])] = 0
+    for n in epi:
+        v = n.outputs[0]
+        if id(v) in plan.consts:
+            plan.level[id(v)] = 0
+            plan.row_vals.add(id(v))
+            continue
+        if n.op in REDUCE_OPS:
+            plan.level[id(v)] = plan.level[id(n.inputs[0])] + 1
+            plan.row_vals.add(id(v))
+            continue
+        plan.level[id(v)] = max((plan.level[id(u)] for u in n.inputs), default=0)
+        if n.op not in VIEW_OPS and any(not _fits(u.type.shape, dom) for u in n.inputs) and \
+                not all(id(u) in plan.row_vals for u in n.inputs):
+            return False      # a [rows] value (no keepdims) mixed with full ones: alignment differs
+        if r is not None and all(id(u) in plan.row_vals for u in n.inputs) and _is_row_shape(v.type.shape, dom, r):
+            plan.row_vals.add(id(v))
+        elif r is not None and _is_row_shape(v.type.shape, dom, r) and n.op not in VIEW_OPS:
+            return False      # a row-shaped value computed from full ones: not expressible
+    return True
+
+
+def _is_row_shape(shape, dom, r) -> bool:
+    if not _fits(shape, dom):
+        return tuple(shape) == tuple(dom[:r])
+    pad = len(dom) - len(shape)
+    return all(shape[i - pad] == 1 for i in range(max(r, pad), len(dom)))
+
+
+# ---------------------------------------------------------------------------------------------
+# emission
+# ---------------------------------------------------------------------------------------------
+class _Emitter:
+    """Evaluates body values at one domain index inside a kernel function."""
+
+    def __init__(self, b: FnBuilder, plan: _Plan, ptrs: list[str], body: Graph):
+        self.b, self.plan, self.ptrs, self.body = b, plan, ptrs, body
+        self.nodes = {id(n.outputs[0]): n for n in body.nodes if len(n.outputs) == 1}
+        self.memo: dict[int, str] = {}
+
+    def load(self, v: Value, idx: str) -> str:
+        acc = self.plan.access[id(v)]
+        ptr = self.ptrs[acc.arg] if acc.arg >= 0 else self.ptrs[-1]
+        return to_compute(self.b, self.b.load(storage_ty(acc.dtype), ptr, idx), acc.dtype)
+
+    def value(self, v: Value, index_of) -> str:
+        """`index_of(strides)` gives the linear index for domain strides at the current point."""
+        key = id(v)
+        if key in self.memo:
+            return self.memo[key]
+        if key in self.plan.consts:
+            c = self.plan.consts[key]
+            ty = compute_ty(v.dtype)
+            if v.dtype.is_float:
+                r = fconst(float(c), ty)
+            elif v.dtype.name == "bool":
+                r = "true" if c else "false"
+            else:
+                r = str(int(c))
+        elif key in self.plan.access:
+            r = self.load(v, index_of(self.plan.access[key].strides))
+        else:
+            n = self.nodes[key]
+            args = [self.value(u, index_of) for u in n.inputs]
+            r = SCALAR_RULES[n.op](self.b, args, [u.dtype for u in n.inputs], v.dtype, n.attrs)
+        self.memo[key] = r
+        return r
+
+
+def _store(b: FnBuilder, v: Value, val: str, ptr: str, idx: str) -> None:
+    b.store(storage_ty(v.dtype), from_compute(b, val, v.dtype), ptr, idx)
+
+
+def _cost(body: Graph) -> int:
+    heavy = ("exp", "log", "tanh", "sin", "cos", "erf", "pow")
+    return 1 + sum(8 if n.op in heavy else 1 for n in body.nodes)
+
+
+def _kernel_args(fx, node, ins, outs, plan, body):
+    """Pointers the kernel reads/writes: body inputs, outputs, and the master's result last."""
+    ptrs = list(ins) + list(outs)
+    if plan.master is not None:
+        mv = plan.master.outputs[0]
+        k = next((i for i, o in enumerate(body.outputs) if o is mv), None)
+        dst = outs[k] if k is not None else fx.scratch(mv.type.size * BYTES[storage_ty(mv.dtype)])
+        rule = REGISTRY[plan.master.op].lower["llvm"]
+        mins = [ins[[id(x) for x in body.inputs].index(id(u))] for u in plan.master.inputs]
+        fx.b.emit(f"; fused master {plan.master.op}")
+        rule(fx, plan.master, mins, [dst])
+        ptrs.append(dst)
+    return ptrs
+
+
+def _emit_elementwise(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
+    dom = plan.dom
+    ptrs = _kernel_args(fx, node, ins, outs, plan, body)
+    n_in = len(ins)
+    outputs = [(k, v) for k, v in enumerate(body.outputs) if not (plan.master and v is plan.master.outputs[0])]
+    all_strides = [a.strides for a in plan.access.values() if a.strides is not None] + \
+                  [contiguous_strides(dom)]
+    shp, sts = collapse(dom, all_strides)
+    if not shp:
+        shp, sts = [1], [[0] for _ in all_strides]
+    keyed = {tuple(s): t for s, t in zip(map(tuple, all_strides), sts)}
+    out_st = sts[-1]
+    total = int(np.prod(dom, dtype=np.int64))
+
+    def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
+        em = _Emitter(kb, plan, kptrs, body)
+        with kb.loop(end, "e0", start=start) as i0:
+            with kb.loops(shp[1:], "e") as rest:
+                idx = [i0] + rest
+
+                def index_of(strides):
+                    return kb.linear(idx, keyed[tuple(strides)])
+                em.memo.clear()
+                for k, v in outputs:
+                    val = em.value(v, index_of)
+                    _store(kb, v, val, kptrs[n_in + k], kb.linear(idx, out_st))
+
+    emit_parallel_for(fx, node.attrs["name"], ptrs, shp[0], body_fn, total * _cost(body))
+
+
+def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
+    dom, r = plan.dom, plan.r
+    ptrs = _kernel_args(fx, node, ins, outs, plan, body)
+    n_in = len(ins)
+    rows = int(np.prod(dom[:r], dtype=np.int64))
+    inner = int(np.prod(dom[r:], dtype=np.int64))
+    # every access is split into (row stride, inner strides); the inner part is collapsed
+    accs = {k: a for k, a in plan.access.items() if a.strides is not None}
+    full_st = contiguous_strides(dom)
+    row_shp, row_sts = collapse(dom[:r], [a.strides[:r] for a in accs.values()] + [full_st[:r]])
+    in_shp, in_sts = collapse(dom[r:], [a.strides[r:] for a in accs.values()] + [full_st[r:]])
+    if len(row_shp) > 1 or len(in_shp) > 1:
+        return _inline(fx, node, ins, outs)        # non-contiguous row layouts: generic path
+    rs = {k: (row_sts[j][0] if row_shp else 0) for j, k in enumerate(accs)}
+    ist = {k: (in_sts[j][0] if in_shp else 0) for j, k in enumerate(accs)}
+    out_row_st = row_sts[-1][0] if row_shp else 0
+    reds = [n for n in body.nodes if n.op in REDUCE_OPS]
+    max_level = max(plan.level[id(v)] for v in body.outputs)
+    outputs = [(k, v) for k, v in enumerate(body.outputs) if not (plan.master and v is plan.master.outputs[0])]
+
+    def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
+        em = _Emitter(kb, plan, kptrs, body)
+        accs_slot = {id(n): kb.alloca("double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype), "acc")
+                     for n in reds}
+        part = {id(n): kb.alloca(compute_ty(n.outputs[0].dtype), "part") for n in reds if _is_fsum(n)}
+        with kb.loop(end, "row", start=start) as row:
+            row_memo: dict[int, str] = {}
+
+            def row_index(key):
+                return kb.mul(row, rs[key]) if rs[key] else "0"
+            for p in range(max_level + 1):
+                # row values available at this level (reductions already finalized)
+                em.memo = dict(row_memo)
+                for v in _row_values_at(plan, body, p):
+                    if id(v) not in em.memo:
+                        em.value(v, lambda st, v=v: _row_idx(kb, row, plan, st, r))
+                row_memo.update({k: em.memo[k] for k in em.memo if k in plan.row_vals})
+                pass_reds = [n for n in reds if plan.level[id(n.inputs[0])] == p]
+                stores = [(k, v) for k, v in outputs if id(v) not in plan.row_vals and plan.level[id(v)] == p]
+                if not pass_reds and not stores:
+                    continue
+                for n in pass_reds:
+                    kind = REDUCE_OPS[n.op]
+                    ty = "double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype)
+                    kb.store(ty, _red_init(n, ty), accs_slot[id(n)])
+                blocked = any(_is_fsum(n) for n in pass_reds) and inner > BLOCK
+                step = BLOCK if blocked else max(inner, 1)
+                with kb.loop(inner, "blk", step=step) as b0:
+                    bend = kb.op(f"select i1 {kb.op(f'icmp slt i64 {kb.add(b0, step)}, {inner}')}, "
+                                 f"i64 {kb.add(b0, step)}, i64 {inner}", "i") if blocked else inner
+                    for n in pass_reds:
+                        if _is_fsum(n):
+                            kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])
+                    with kb.loop(bend, "j", start=b0 if blocked else 0) as j:
+                        em.memo = dict(row_memo)
+
+                        def index_of(strides, j=j):
+                            key = next(k for k, a in accs.items() if a.strides == strides)
+                            return kb.add(row_index(key), kb.mul(j, ist[key]) if ist[key] else "0")
+                        for n in pass_reds:
+                            x = em.value(n.inputs[0], index_of)
+                            _accumulate(kb, n, x, part.get(id(n), accs_slot[id(n)]))
+                        orow = kb.mul(row, out_row_st) if out_row_st else "0"
+                        for k, v in stores:
+                            _store(kb, v, em.value(v, index_of), kptrs[n_in + k], kb.add(orow, j))
+                    for n in pass_reds:
+                        if _is_fsum(n):
+                            cty = compute_ty(n.outputs[0].dtype)
+                            pv = kb.load(cty, part[id(n)])
+                            pv = kb.op(f"fpext {cty} {pv} to double") if cty != "double" else pv
+                            kb.store("double", kb.op(f"fadd double {kb.load('double', accs_slot[id(n)])}, {pv}"),
+                                     accs_slot[id(n)])
+                for n in pass_reds:
+                    ty = "double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype)
+                    val = kb.load(ty, accs_slot[id(n)])
+                    cty = compute_ty(n.outputs[0].dtype)
+                    if ty != cty:
+                        val = kb.op(f"fptrunc double {val} to {cty}")
+                    row_memo[id(n.outputs[0])] = val
+            # row-valued outputs (one value per row)
+            em.memo = dict(row_memo)
+            for k, v in outputs:
+                if id(v) in plan.row_vals:
+                    val = em.value(v, lambda st: _row_idx(kb, row, plan, st, r))
+                    _store(kb, v, val, kptrs[n_in + k], row)
+
+    emit_parallel_for(fx, node.attrs["name"], ptrs, rows, body_fn, rows * inner * _cost(body))
+
+
+def _row_idx(kb, row, plan, strides, r):
+    """Linear index of a row value (inner strides are zero) at row `row`."""
+    rows_shape = plan.dom[:r]
+    rst = contiguous_strides(rows_shape)
+    acc = "0"
+    rem = row
+    for d, (s_row, s) in enumerate(zip(rst, strides[:r])):
+        q = kb.op(f"udiv i64 {rem}, {s_row}", "i") if s_row != 1 else rem
+        if d + 1 < len(rst):
+            rem = kb.op(f"urem i64 {rem}, {s_row}", "i")
+        if s:
+            acc = kb.add(acc, kb.mul(q, s))
+    return acc
+
+
+def _row_values_at(plan: _Plan, body: Graph, p: int):
+    return [n.outputs[0] for n in body.nodes if n.op not in REDUCE_OPS and len(n.outputs) == 1
+            and id(n.outputs[0]) in plan.row_vals and plan.level[id(n.outputs[0])] <= p
+            and id(n.outputs[0]) not in plan.consts]
+
+
+def _is_fsum(n: Node) -> bool:
+    return n.op == "reduce_sum" and n.outputs[0].dtype.is_float
+
+
+def _red_init(n: Node, ty: str) -> str:
+    kind = REDUCE_OPS[n.op]
+    dt = n.outputs[0].dtype
+    if kind == "sum":
+        return "0.0" if dt.is_float else "0"
+    from .kernels_elem import _init
+    return _init(dt, kind, ty)
+
+
+def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str) -> None:
+    dt = n.outputs[0].dtype
+    ty = compute_ty(dt)
+    a = kb.load(ty, slot)
+    kind = REDUCE_OPS[n.op]
+    if kind == "sum":
+        # reassoc on this add only: LLVM keeps 16-lane partial sums (a blocked summation)
+        r = kb.op(f"fadd reassoc {ty} {a}, {x}") if dt.is_float else kb.op(f"add {ty} {a}, {x}")
+    else:
+        r = SCALAR_RULES["maximum" if kind == "max" else "minimum"](kb, [a, x], [dt, dt], dt, None)
+    kb.store(ty, r, slot)
+
+
+# ---------------------------------------------------------------------------------------------
+def _inline(fx, node, ins, outs) -> None:
+    """Generic path: each member with its own lowering, intermediates in the arena."""
+    body: Graph = node.attrs["body"]
+    from .codegen import nbytes
+    for v, p in zip(body.inputs, ins):
+        fx.ptrs[id(v)] = p
+    out_of = {}
+    for k, v in enumerate(body.outputs):
+        out_of.setdefault(id(v), k)
+    for n in body.nodes:
+        rule = REGISTRY[n.op].lower["llvm"]
+        if n.op != "constant":
+            for v in n.outputs:
+                k = out_of.get(id(v))
+                fx.ptrs[id(v)] = outs[k] if k is not None else fx.b.gep("i8", "%arena", fx.cg.alloc(nbytes(v)))
+        rule(fx, n, [fx.ptrs[id(u)] for u in n.inputs], [fx.ptrs.get(id(v), "") for v in n.outputs])
+    for k, v in enumerate(body.outputs):      # passthroughs, constants and repeated outputs
+        if fx.ptrs[id(v)] != outs[k]:
+            fx.b.memcpy(outs[k], fx.ptrs[id(v)], nbytes(v))
+
+
+def lower_fused(fx, node, ins, outs) -> None:
+    body: Graph = node.attrs["body"]
+    if not body.outputs:
+        return
+    plan = analyze(body)
+    fx.b.emit(f"; fused {node.attrs['name']} ({node.attrs['kind']}): "
+              f"{'inline' if plan is None else ('row' if plan.r is not None else 'elementwise')}")
+    if plan is None:
+        return _inline(fx, node, ins, outs)
+    if any(a.strides is None for k, a in plan.access.items() if _used_elementwise(body, k, plan)):
+        return _inline(fx, node, ins, outs)
+    if plan.r is None:
+        return _emit_elementwise(fx, node, ins, outs, plan, body)
+    return _emit_row(fx, node, ins, outs, plan, body)
+
+
+def _used_elementwise(body: Graph, key: int, plan: _Plan) -> bool:
+    master_ins = {id(u) for u in plan.master.inputs} if plan.master is not None else set()
+    return any(id(u) == key for n in body.nodes if n is not plan.master for u in n.inputs) or (
+        key not in master_ins and any(id(v) == key for v in body.outputs))
+
+
+RULES = {"fused": lower_fused}

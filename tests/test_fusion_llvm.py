@@ -1,0 +1,67 @@
+"""Fused kernels on the LLVM backend equal the interpreter (random programs and the models'
+groups), and each recognized group is rendered as one loop nest, not inlined."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import sporeflow as sf
+from sporeflow import ops
+from sporeflow.ir import run_graph, verify
+from sporeflow.passes.fusion import fuse
+
+from fusion_programs import programs
+
+llvm = pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
+RNG = np.random.default_rng(3)
+
+
+def _compile(g):
+    from sporeflow.backends import get_backend
+    return get_backend("llvm").compile(verify(g))
+
+
+def _close(want, got):
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=3e-6, atol=2e-6)
+
+
+@given(programs())
+def test_random_programs_fused_llvm_equal_interpreter(prog):
+    g, args = prog
+    want = run_graph(g, args)
+    _close(want, _compile(fuse(g))(*args))
+
+
+def _case(fn, *arrays):
+    ts = [sf.Tensor(a) for a in arrays]
+    tr = sf.jit(fn).trace(*ts)
+    args = list(arrays) + [p.asnumpy() for p in tr.captured]
+    fg = fuse(tr.graph)
+    exe = _compile(fg)
+    _close(run_graph(tr.graph, args), exe(*args))
+    return [line.split(": ")[-1] for line in exe.source.splitlines() if line.strip().startswith("; fused fused_")]
+
+
+W = sf.Parameter(sf.Tensor(RNG.standard_normal((9, 5)).astype(np.float32)), name="w")
+B = sf.Parameter(sf.Tensor(RNG.standard_normal((5,)).astype(np.float32)), name="b")
+G = sf.Parameter(sf.Tensor(RNG.standard_normal((300,)).astype(np.float32)), name="g")
+
+
+@pytest.mark.parametrize("name,fn,shapes,render", [
+    ("chain", lambda a: ops.gelu(a * 2.0 + 1.0, approximate="tanh") * ops.sigmoid(a), [(70000,)], ["elementwise"]),
+    ("softmax", lambda a: ops.softmax(a, -1), [(5, 2500)], ["row"]),     # blocked sums (> BLOCK)
+    ("dense_relu", lambda a: ops.relu(ops.matmul(a, W) + B), [(6, 9)], ["elementwise"]),
+    ("dense_softmax", lambda a: ops.softmax(ops.matmul(a, W) + B, -1), [(6, 9)], ["row"]),
+    ("layer_norm", lambda a: ops.layer_norm(a, -1, G, G), [(4, 300)], ["row"]),
+    ("cross_entropy", lambda a, y: ops.softmax_cross_entropy(a, y), [(6, 9), "onehot"], ["row"]),
+])
+def test_model_groups_render_as_loop_nests(name, fn, shapes, render):
+    arrays = [np.eye(9, dtype=np.float32)[RNG.integers(0, 9, 6)] if s == "onehot"
+              else RNG.standard_normal(s).astype(np.float32) * 2 for s in shapes]
+    assert _case(fn, *arrays) == render
+
+
+def test_special_values_flow_through_fused_kernels():
+    x = np.array([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, 88.0, -100.0]], np.float32)
+    _case(lambda a: ops.tanh(a) * ops.exp(ops.minimum(a, 10.0)) + ops.abs(a), x)
+    _case(lambda a: ops.softmax(a, -1), x)
