@@ -296,7 +296,7 @@ def test_rules_under_jit(name, data):
     check_rules(build(attrs), args, diff, tol, jit=True)
 
 
-def test_every_primitive_has_rules_or_is_marked():
+def missing_rules() -> list[str]:
     missing = []
     for name, op in sorted(REGISTRY.items()):
         marked = op.vjp is NOT_DIFFERENTIABLE or op.jvp is NOT_DIFFERENTIABLE
@@ -306,7 +306,25 @@ def test_every_primitive_has_rules_or_is_marked():
             missing.append(f"{name} (vjp={op.vjp is not None}, jvp={op.jvp is not None})")
         elif name not in SPECS and name not in ELSEWHERE:
             missing.append(f"{name} has rules but no finite-difference test")
+    return missing
+
+
+def test_every_primitive_has_rules_or_is_marked():
+    missing = missing_rules()
     assert not missing, "primitives without autodiff rules or tests: " + ", ".join(missing)
+
+
+def test_the_coverage_check_catches_a_primitive_without_rules():
+    from sporeflow.ir.registry import def_op
+    def_op("_ad_probe", infer=lambda ts, attrs: ts[0], impl=lambda x: x)
+    try:
+        assert any(m.startswith("_ad_probe") for m in missing_rules())
+        with pytest.raises(sf.errors.SporeflowError, match="`_ad_probe` has no vjp rule"):
+            sf.grad(lambda x: lax._ad_probe(x).sum())(sf.Tensor(np.ones(2)))
+        with pytest.raises(sf.errors.SporeflowError, match="`_ad_probe` has no jvp rule"):
+            sf.jvp(lambda x: lax._ad_probe(x), sf.Tensor(np.ones(2)), sf.Tensor(np.ones(2)))
+    finally:
+        del REGISTRY["_ad_probe"]
 
 
 def test_nondifferentiable_ops_give_zero_gradient():
