@@ -6,8 +6,8 @@ from .ir import dtypes as _dtypes
 from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, float_, half, int8, int16,  # noqa: F401
                         int32, int64, int_, uint8, uint32)
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
-from .frontend.tensor import Parameter, Tensor  # noqa: F401
-from .frontend.jit import jit  # noqa: F401
+from .frontend.tensor import Parameter, ParameterTuple, Tensor  # noqa: F401
+from .frontend.jit import JitConfig, data_sink, jit, jit_class  # noqa: F401
 from .frontend.transforms import get_grad, grad, jacfwd, jacrev, jvp, value_and_grad, vjp  # noqa: F401
 from .frontend.vmap import vmap  # noqa: F401
 from .frontend.random import set_seed  # noqa: F401
@@ -20,6 +20,9 @@ _sys.modules[__name__ + ".nn"] = nn   # `import sporeflow.nn as nn` works like m
 from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
 from . import dataset  # noqa: F401
 from . import train  # noqa: F401
+
+from . import common  # noqa: F401,E402
+from . import numpy  # noqa: F401,E402  (sporeflow.numpy, MindSpore's mindspore.numpy)
 
 dtype = _dtypes
 __version__ = "0.1.0"

@@ -221,11 +221,15 @@ def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
     """Rematerializing reverse scan. A forward scan records the carry entering every step (the
     only residual); a scan in the opposite direction runs the body's VJP graph (which replays
     the step) on (carry_t, x_t) with the cotangents of (carry_t+1, y_t). Captured values ride
-    along as carries, so their gradients accumulate through the carry cotangent."""
+    along as pass-through carries: they are not recorded (every step sees the initial value) and
+    their gradients accumulate through the carry cotangent. The forward loop runs twice (once
+    as the original node, once recording); a forward-with-residuals protocol would save that."""
     from ...passes.autodiff import vjp_graph
     nc = num_carry
     carry, xs = list(ins[:nc]), list(ins[nc:])
-    rec = Graph(body.name + "_rec", body.inputs, body.nodes, body.outputs + body.inputs[:nc])
+    fixed = [i for i in range(nc) if body.outputs[i] is body.inputs[i]]
+    moving = [i for i in range(nc) if i not in fixed]
+    rec = Graph(body.name + "_rec", body.inputs, body.nodes, body.outputs + [body.inputs[i] for i in moving])
     stacked = lax.multi("scan", *carry, *xs, body=rec, num_carry=nc, length=length, reverse=reverse)
     carries_t = stacked[len(body.outputs):]
     in_mask = _float_mask(body.in_types)
@@ -234,15 +238,17 @@ def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
     n_in, n_ct_c = len(body.inputs), sum(out_mask[:nc])
     v_in, v_ct = vg.inputs[:n_in], vg.inputs[n_in:]
     n_gc = sum(in_mask[:nc])
-    # backward body: carries = cotangents of the float carries; xs = (carry_t, x_t, ct_y_t)
-    bwd = Graph(body.name + "_bwd", v_ct[:n_ct_c] + v_in + v_ct[n_ct_c:], vg.nodes,
-                vg.outputs[:n_gc] + vg.outputs[n_gc:])
     assert n_ct_c == n_gc, "scan carries keep their types"
+    # backward body: carries = (cotangents of the float carries, fixed carries);
+    # scanned inputs = (recorded moving carries, x_t, ct_y_t)
+    v_fixed = [v_in[i] for i in fixed]
+    bwd = Graph(body.name + "_bwd", v_ct[:n_ct_c] + v_fixed + [v_in[i] for i in moving] + v_in[nc:] + v_ct[n_ct_c:],
+                vg.nodes, vg.outputs[:n_gc] + v_fixed + vg.outputs[n_gc:])
     ct_carry = _zeros_for(douts[:nc], outs[:nc])
     ct_ys = _zeros_for(douts[nc:], outs[nc:])
-    res = lax.multi("scan", *ct_carry, *carries_t, *xs, *ct_ys, body=bwd, num_carry=n_gc, length=length,
-                    reverse=not reverse)
-    return _spread(res[:n_gc], in_mask[:nc]) + _spread(res[n_gc:], in_mask[nc:])
+    res = lax.multi("scan", *ct_carry, *[carry[i] for i in fixed], *carries_t, *xs, *ct_ys, body=bwd,
+                    num_carry=n_gc + len(fixed), length=length, reverse=not reverse)
+    return _spread(res[:n_gc], in_mask[:nc]) + _spread(res[n_gc + len(fixed):], in_mask[nc:])
 
 
 def _scan_jvp(primals, tangents, body, num_carry, length, reverse):
