@@ -119,6 +119,8 @@ def test_load_checkpoint_with_net_and_prefix_filters(tmp_path):
     sf.load_checkpoint(path, net=net, filter_prefix="moments")
     np.testing.assert_array_equal(net.w.asnumpy(), np.ones((2, 3)))
     np.testing.assert_array_equal(net.b.asnumpy(), np.zeros(3))
+    sf.save_checkpoint(net.trainable_params(), str(tmp_path / "plist"))
+    assert list(sf.load_checkpoint(str(tmp_path / "plist.ckpt"))) == ["w", "b"]
     sf.save_checkpoint(net, str(tmp_path / "only_w"), choice_func=lambda n: n.startswith("w"))
     assert list(sf.load_checkpoint(str(tmp_path / "only_w.ckpt"))) == ["w"]
 

@@ -97,9 +97,13 @@ def _collect(save_obj, append_dict: dict | None, choice_func) -> tuple[list, dic
     elif isinstance(save_obj, dict):
         items = list(save_obj.items())
     elif isinstance(save_obj, (list, tuple)):
+        from ..frontend.tensor import Parameter
         for i, entry in enumerate(save_obj):
+            if isinstance(entry, Parameter):  # e.g. net.trainable_params()
+                items.append((entry.name, entry))
+                continue
             if not isinstance(entry, dict) or "name" not in entry or "data" not in entry:
-                raise TypeError(f"save_checkpoint: element {i} of the list must be a dict "
+                raise TypeError(f"save_checkpoint: element {i} of the list must be a Parameter or a dict "
                                 "{'name': str, 'data': Tensor}")
             items.append((entry["name"], entry["data"]))
     else:
@@ -313,6 +317,8 @@ def _file_name(ckpt_file_name, fmt: str) -> str:
     if fmt not in _FORMATS:
         raise ValueError(f"format must be one of {sorted(_FORMATS)}, got {fmt!r}")
     name = os.fspath(ckpt_file_name)
+    if os.path.isdir(name):
+        raise IsADirectoryError(f"save_checkpoint: ckpt_file_name '{name}' is a directory; give a file name")
     suffix = _FORMATS[fmt][0]
     return name if name.endswith(suffix) else name + suffix
 
@@ -334,12 +340,13 @@ def wait_async_save() -> None:
 atexit.register(lambda: wait_async_save() if _PENDING else None)
 
 
-def save_checkpoint(save_obj, ckpt_file_name, integrated_save: bool = True, async_save: bool = False,
+def save_checkpoint(save_obj, ckpt_file_name, integrated_save: bool = True, async_save=False,
                     append_dict: dict | None = None, enc_key=None, enc_mode: str = "AES-GCM",
                     choice_func: Callable[[str], bool] | None = None, crc_check: bool = False,
                     format: str = "ckpt", **kwargs) -> None:  # noqa: A002 (MindSpore's name)
-    """Save a Cell's parameters (or a list of {'name', 'data'} dicts, or a dict name -> Tensor)
-    plus `append_dict` to `ckpt_file_name` (".ckpt" is appended if missing), atomically.
+    """Save a Cell's parameters (or a list of Parameters or {'name', 'data'} dicts, or a dict
+    name -> Tensor) plus `append_dict` to `ckpt_file_name` (".ckpt" is appended if missing),
+    atomically. async_save may be True or "thread" ("process" is not supported).
 
     The integrity checksum is always written (crc_check is accepted for compatibility);
     integrated_save is accepted and has no effect (one device). With async_save the data is
@@ -349,6 +356,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save: bool = True, asyn
     unknown = set(kwargs) - {"remove_redundancy"}
     if unknown:
         raise TypeError(f"save_checkpoint got unexpected keyword arguments {sorted(unknown)}")
+    if async_save not in (False, True, "thread"):
+        raise ValueError(f"save_checkpoint: async_save must be a bool or 'thread', got {async_save!r}")
     path = _file_name(ckpt_file_name, format)
     tensors, strings = _collect(save_obj, append_dict, choice_func)
     chunks = _FORMATS[format][1]
