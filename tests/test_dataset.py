@@ -334,3 +334,17 @@ def test_batch_fast_path_equals_row_by_row_path():
             assert ax.dtype == bx.dtype and ay.dtype == by.dtype
             np.testing.assert_array_equal(ax, bx)
             np.testing.assert_array_equal(ay, by)
+
+
+def test_split():
+    d = ds.NumpySlicesDataset(np.arange(10), ["v"], shuffle=False)
+    a, b = d.split([7, 3], randomize=False)
+    assert col(a) == list(range(7)) and col(b) == [7, 8, 9]
+    ds.config.set_seed(2)
+    x, y, z = d.split([0.5, 0.3, 0.2])
+    parts = [col(x), col(y), col(z)]
+    assert [len(p) for p in parts] == [5, 3, 2] and sorted(sum(parts, [])) == list(range(10))
+    assert parts[0] != list(range(5))
+    assert [r[0].tolist() for r in x.batch(5).create_tuple_iterator(num_epochs=1, output_numpy=True)] == [parts[0]]
+    with pytest.raises(ValueError, match="sum to the dataset size"):
+        d.split([3, 3])

@@ -128,6 +128,11 @@ class Dataset:
         others = list(datasets) if isinstance(datasets, (list, tuple)) else [datasets]
         return ConcatDataset([self, *others])
 
+    def split(self, sizes, randomize: bool = True):
+        raise NotImplementedError(f"split is supported on source datasets (GeneratorDataset over a random-access "
+                                  f"source, NumpySlicesDataset, MnistDataset, ...), not after {type(self).__name__}; "
+                                  "split first, then map/batch each part")
+
     def __add__(self, other: "Dataset") -> "Dataset":
         return self.concat(other)
 

@@ -92,6 +92,55 @@ class SourceDataset(Dataset):
     def __repr__(self):
         return f"{self._name}(columns={self._columns})"
 
+    def split(self, sizes, randomize: bool = True) -> list["SourceDataset"]:
+        """Split into disjoint datasets of `sizes` rows (ints summing to the size, or fractions
+        summing to 1; rounding leftovers go to the first split). randomize draws the rows with the
+        pipeline seed; otherwise the splits are consecutive."""
+        n = self._size()
+        if not isinstance(sizes, (list, tuple)) or not sizes:
+            raise TypeError(f"split: sizes must be a non-empty list, got {sizes!r}")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            if sum(sizes) != n or min(sizes) < 1:
+                raise ValueError(f"split: integer sizes {sizes} must be positive and sum to the dataset size {n}")
+            counts = list(sizes)
+        elif all(isinstance(v, float) for v in sizes):
+            if abs(sum(sizes) - 1.0) > 1e-6 or min(sizes) <= 0:
+                raise ValueError(f"split: fractional sizes {sizes} must be positive and sum to 1")
+            counts = [int(np.floor(f * n)) for f in sizes]
+            counts[0] += n - sum(counts)
+            if min(counts) < 1:
+                raise ValueError(f"split: sizes {sizes} of {n} rows leave an empty split ({counts})")
+        else:
+            raise TypeError(f"split: sizes must be all ints or all floats, got {sizes!r}")
+        from . import config
+        base = np.arange(self._num_rows())
+        if self._num_shards is not None:
+            base = base[self._shard_id::self._num_shards]
+        if self._num_samples is not None:
+            base = base[:self._num_samples]
+        if randomize:
+            base = rng_for(config.get_seed(), self._depth, 0x5B1, 0).permutation(base)
+        bounds = np.cumsum([0] + counts)
+        return [SubsetDataset(self, base[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+class SubsetDataset(SourceDataset):
+    """Rows `indices` of another source (what split() returns); shuffled like its parent."""
+    _name = "SubsetDataset"
+
+    def __init__(self, parent: SourceDataset, indices: np.ndarray):
+        super().__init__(parent.get_col_names(), shuffle=parent._shuffle)
+        self._parent, self._idx = parent, np.asarray(indices, dtype=np.int64)
+
+    def _num_rows(self):
+        return int(self._idx.shape[0])
+
+    def _row(self, i):
+        return self._parent._row(int(self._idx[i]))
+
+    def _gather(self, idx):
+        return self._parent._gather(self._idx[idx])
+
 
 class GeneratorDataset(SourceDataset):
     """Rows from Python: `source` is random-accessible (__getitem__ + __len__), an iterable, or a
