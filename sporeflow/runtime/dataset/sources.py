@@ -97,6 +97,9 @@ class SourceDataset(Dataset):
         summing to 1; rounding leftovers go to the first split). randomize draws the rows with the
         pipeline seed; otherwise the splits are consecutive."""
         n = self._size()
+        if n is None:
+            raise NotImplementedError(f"split needs a random-accessible source (__getitem__ and __len__); "
+                                      f"{self._name} reads an iterable")
         if not isinstance(sizes, (list, tuple)) or not sizes:
             raise TypeError(f"split: sizes must be a non-empty list, got {sizes!r}")
         if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
