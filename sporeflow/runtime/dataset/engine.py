@@ -179,8 +179,12 @@ class Dataset:
         return self._size_cache
 
     def _first_row(self) -> Row:
-        for row in self._rows(0, config.get_seed()):
-            return row
+        gen = self._rows(0, config.get_seed())
+        try:
+            for row in gen:
+                return row
+        finally:
+            gen.close()
         raise DatasetError(f"{type(self).__name__} is empty; it has no row to take shapes and types from")
 
     def output_shapes(self, estimate: bool = False) -> list[list[int]]:
