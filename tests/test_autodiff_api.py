@@ -206,3 +206,16 @@ def test_legacy_grad_operation(f_and_w):
     assert (val(gi), val(gw)) == ((61, 19), (45,))
     sens = (sf.Tensor(2.0), sf.Tensor(0.0))
     assert val(ops.GradOperation(sens_param=True)(f)(X, Y, sens)) == 120
+
+
+def test_vjp_with_weights_and_aux_and_jvp_with_aux(f_and_w):
+    f, w = f_and_w
+    out, vjp_fn = sf.vjp(f, X, Y, weights=[w])
+    assert val(out) == (90, 8)
+    gin, gw = vjp_fn((sf.Tensor(1.0), sf.Tensor(1.0)))
+    assert (val(gin), val(gw)) == ((61, 19), (45,))
+    out0, vjp_fn, aux = sf.vjp(f, X, Y, has_aux=True)
+    assert (val(out0), val(aux)) == (90, (8,))
+    assert val(vjp_fn(sf.Tensor(1.0))) == (60, 18)
+    out0, tan, aux = sf.jvp(f, (X, Y), (sf.Tensor(1.0), sf.Tensor(0.0)), has_aux=True)
+    assert (val(out0), val(tan), val(aux)) == (90, 60, (8,))
