@@ -65,3 +65,22 @@ def test_special_values_flow_through_fused_kernels():
     x = np.array([[0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, 88.0, -100.0]], np.float32)
     _case(lambda a: ops.tanh(a) * ops.exp(ops.minimum(a, 10.0)) + ops.abs(a), x)
     _case(lambda a: ops.softmax(a, -1), x)
+
+
+def test_float32_exp_tanh_within_two_ulp():
+    """Fused float32 kernels use math_f32 (the fast tier): bound checked against float64."""
+    x = np.concatenate([np.linspace(-104, 89, 200_001, dtype=np.float32),
+                        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 0.6249, 0.625], np.float32)])
+    for fn, ref in ((ops.exp, np.exp), (ops.tanh, np.tanh)):
+        tr = sf.jit(lambda a: fn(a) * 1.0).trace(sf.Tensor(x))   # a fused (exact) multiply
+        got = _compile(fuse(tr.graph))(x)[0]
+        with np.errstate(over="ignore"):
+            want = ref(x.astype(np.float64)).astype(np.float32)
+        normal = np.isfinite(want) & (np.abs(want) > 1.2e-38)
+        ulp = np.abs(got[normal].astype(np.float64) - want[normal]) / np.spacing(np.abs(want[normal]))
+        assert ulp.max() <= 2.0
+        special = ~np.isfinite(want) | (want == 0)
+        np.testing.assert_array_equal(got[special], want[special])
+        sub = np.isfinite(want) & ~normal       # subnormal results: within one subnormal step
+        assert np.abs(got[sub].astype(np.float64) - want[sub]).max(initial=0) <= 1.5e-45
+        assert np.signbit(got[x == 0]).tolist() == np.signbit(want[x == 0]).tolist()
