@@ -219,3 +219,10 @@ def test_vjp_with_weights_and_aux_and_jvp_with_aux(f_and_w):
     assert val(vjp_fn(sf.Tensor(1.0))) == (60, 18)
     out0, tan, aux = sf.jvp(f, (X, Y), (sf.Tensor(1.0), sf.Tensor(0.0)), has_aux=True)
     assert (val(out0), val(tan), val(aux)) == (90, 60, (8,))
+
+
+def test_python_floats_at_grad_positions_are_differentiated():
+    np.testing.assert_allclose(val(sf.grad(ops.sin)(0.5)), np.cos(0.5), rtol=1e-6)
+    np.testing.assert_allclose(val(sf.grad(sf.grad(ops.sin))(0.5)), -np.sin(0.5), rtol=1e-6)
+    assert val(sf.grad(lambda d: d["a"] * 2.0)({"a": 1.0})["a"]) == 2.0
+    assert val(sf.jacfwd(lambda x: x * x)(3.0)) == 6.0

@@ -127,12 +127,21 @@ def _diff_mask_leaves(t: _Traced, positions: tuple[int, ...], fname: str) -> set
     return sel
 
 
+def _floats_to_tensors(args: tuple, positions: tuple[int, ...]) -> tuple:
+    """Python floats at differentiated positions become float32 tensors (grad(sin)(0.5) works)."""
+    n = len(args)
+    pos = {p % n for p in positions if -n <= p < n}
+    conv = lambda x: Tensor(x) if isinstance(x, float) else x  # noqa: E731
+    return tuple(tree_unflatten(tree_flatten(a)[1], [conv(x) for x in tree_flatten(a)[0]]) if i in pos else a
+                 for i, a in enumerate(args))
+
+
 def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fname):
     positions = _positions(grad_position)
     ws = _weights_list(weights)
     if not positions and not ws:
         raise SporeflowError(f"{fname}: grad_position is None and no weights given: nothing to differentiate")
-    t = _trace(fn, args, getattr(fn, "__name__", "fn"))
+    t = _trace(fn, _floats_to_tensors(args, positions), getattr(fn, "__name__", "fn"))
     sel = _diff_mask_leaves(t, positions, fname)
     positions = tuple(p % len(t.arg_slots) for p in positions)
     n_exp = len(t.leaves)
@@ -387,6 +396,7 @@ def _jac(fn, grad_position, has_aux, mode: str):
     def jac_fn(*args):
         from ..passes.autodiff import vjp_graph
         from ..passes.forward import jvp_graph
+        args = _floats_to_tensors(args, positions)
         t = _trace(fn, args, f"jac{mode}")
         n_exp = len(t.leaves)
         sel = sorted(_diff_mask_leaves(t, positions, f"jac{mode}"))
