@@ -348,3 +348,37 @@ def test_split():
     assert [r[0].tolist() for r in x.batch(5).create_tuple_iterator(num_epochs=1, output_numpy=True)] == [parts[0]]
     with pytest.raises(ValueError, match="sum to the dataset size"):
         d.split([3, 3])
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(n=st.integers(1, 12), ops=st.lists(st.tuples(st.sampled_from(["take", "skip", "repeat", "batch"]),
+                                                     st.integers(1, 4), st.booleans()), max_size=4))
+def test_pipeline_matches_a_list_model(n, ops):
+    """Sizes and contents of take/skip/repeat/batch chains equal the same chain on Python lists.
+    Batching items of different sizes fails when that batch is computed (ERR in the model)."""
+    ERR = "ERR"
+    d = ds.NumpySlicesDataset(np.arange(n), ["v"], shuffle=False)
+    model = [[i] for i in range(n)]  # each item: the list of source values it holds
+    raised = False  # an ERR item that is computed but not yielded (skipped, or dropped remainder)
+    for op, k, drop in ops:
+        if op == "take":
+            d, model = d.take(k), model[:k]
+        elif op == "skip":
+            d, model, raised = d.skip(k), model[k:], raised or ERR in model[:k]
+        elif op == "repeat":
+            d, model = d.repeat(k), model * k
+        else:
+            d = d.batch(k, drop_remainder=drop)
+            groups = [model[i:i + k] for i in range(0, len(model), k)]
+            if drop and groups and len(groups[-1]) < k:
+                raised = raised or ERR in groups.pop()
+            model = [ERR if ERR in g or len({len(x) for x in g}) > 1 else sum(g, []) for g in groups]
+    assert d.get_dataset_size() == len(model)
+    if raised or ERR in model:
+        with pytest.raises(DatasetError, match="rows of a column must have one shape"):
+            list(d.create_tuple_iterator(num_epochs=1, output_numpy=True))
+        return
+    got = [np.asarray(r[0]).reshape(-1).tolist() for r in d.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+    assert got == model
