@@ -24,7 +24,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
-CODEGEN_VERSION = "sporeflow-llvm-1"
+CODEGEN_VERSION = "sporeflow-llvm-2"
 OPT_LEVEL = 3
 MAGIC = b"SFOBJ1\n"
 
@@ -38,15 +38,31 @@ def _init() -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
+        _add_runtime_symbols()
         _init_done = True
+
+
+def _add_runtime_symbols() -> None:
+    """Compiler-runtime helpers LLVM may call: it folds double->float->half into one
+    double->half truncation, which has no instruction on x86 and becomes `__truncdfhf2`.
+    MCJIT does not search libgcc by itself, and an unresolved call would jump to address 0."""
+    import ctypes
+    try:
+        gcc = ctypes.CDLL("libgcc_s.so.1")
+    except OSError:
+        return
+    for sym in ("__truncdfhf2", "__truncsfhf2", "__extendhfsf2", "__extendhfdf2"):
+        fn = getattr(gcc, sym, None)
+        if fn is not None:
+            llvm.add_symbol(sym, ctypes.cast(fn, ctypes.c_void_p).value)
 
 
 def host_tm(jit: bool = True):
     _init()
     target = llvm.Target.from_triple(llvm.get_process_triple())
     return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-                                        opt=OPT_LEVEL, reloc="pic" if not jit else "default",
-                                        codemodel="jitdefault", jit=jit)
+                                        opt=OPT_LEVEL, reloc="pic",
+                                        codemodel="default", jit=jit)
 
 
 def target_id() -> str:

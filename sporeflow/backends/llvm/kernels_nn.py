@@ -143,8 +143,8 @@ def lower_conv2d(fx, node, ins, outs) -> None:
                 wv = load_c(b, ins[1], w.dtype, b.linear([o, c, i, j], ws))
                 if cty == "float":
                     xv, wv = b.op(f"fpext float {xv} to double"), b.op(f"fpext float {wv} to double")
+                xv = b.op(f"select i1 {ok}, double {xv}, double 0.0")   # padding is a real zero (0*nan=nan)
                 prod = b.op(f"fmul double {xv}, {wv}")
-                prod = b.op(f"select i1 {ok}, double {prod}, double 0.0")
                 b.store("double", b.op(f"fadd double {b.load('double', acc)}, {prod}"), acc)
             _window_loops(b, x, KH, KW, s, p, d, oh, ow, tap)
         r = b.load("double", acc)
