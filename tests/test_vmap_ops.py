@@ -19,7 +19,10 @@ from sporeflow.frontend.tensor import Tensor
 from sporeflow.frontend.tracer import bind
 from sporeflow.ir import REGISTRY
 from sporeflow.ir import dtypes as D
+from sporeflow.ir.parser import parse
+from sporeflow.ir.printer import print_graph
 from sporeflow.ir.types import Attrs, TensorType
+from sporeflow.ir.verify import verify
 
 from test_ops_infer import GENERATORS, make_array
 
@@ -96,6 +99,10 @@ def check_vmap_matches_loop(op: str, c) -> None:
     vf = sf.vmap(f, in_axes=tuple(axes), out_axes=tuple(out_axes))
     args = [_tensor(a, t) for a, t in zip(phys, types)]
     runs = [("eager", vf)] + ([("jit", sf.jit(vf))] if use_jit else [])
+    if use_jit:   # the batched graph verifies and survives a print/parse round trip
+        g = verify(sf.jit(vf).trace(*args).graph)
+        text = print_graph(g)
+        assert print_graph(parse(text)) == text
     for mode, fn in runs:
         got = fn(*args)
         for j, (g, w, t) in enumerate(zip(got, want, out_types)):
