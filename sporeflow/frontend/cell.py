@@ -104,6 +104,10 @@ class Cell:
     def training_signature(self) -> tuple:
         return tuple(c.training for _, c in self.cells_and_names())
 
+    def set_jit_config(self, jit_config) -> None:
+        """Accepted for MindSpore compatibility (see sf.JitConfig); no effect."""
+        object.__setattr__(self, "_jit_config", jit_config)
+
     def set_grad(self, requires_grad: bool = True) -> "Cell":
         return self
 

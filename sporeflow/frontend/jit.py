@@ -69,6 +69,26 @@ def _describe_change(name: str, old, new) -> str:
     return f"{name} changed: {old} -> {new}"
 
 
+_SAVE_SEQ = [0]
+
+
+def save_graph(graph: Graph, stage: str) -> str | None:
+    """With set_context(save_graphs=True) (or env SPOREFLOW_SAVE_GRAPHS=1), write the graph as
+    `<save_graphs_path>/NNNN_<graph>_<stage>.ir` (MindSpore's NN_<pass> naming); returns the path."""
+    import os
+    from ..context import get_context
+    if not (get_context("save_graphs") or os.environ.get("SPOREFLOW_SAVE_GRAPHS", "0") not in ("", "0")):
+        return None
+    out_dir = os.environ.get("SPOREFLOW_SAVE_GRAPHS_PATH") or get_context("save_graphs_path")
+    os.makedirs(out_dir, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "_-." else "_" for c in graph.name) or "graph"
+    path = os.path.join(out_dir, f"{_SAVE_SEQ[0]:04d}_{safe}_{stage}.ir")
+    _SAVE_SEQ[0] += 1
+    with open(path, "w") as f:
+        f.write(str(graph))
+    return path
+
+
 @dataclass
 class Traced:
     """A traced function: its graph and how to call it."""
@@ -88,7 +108,9 @@ class Traced:
         from ..passes import prepare_for_backend
         name = backend or default_backend()
         t0 = time.perf_counter()
+        save_graph(self.graph, "traced")
         g = prepare_for_backend(self.graph, name)
+        save_graph(g, f"lowered_{name}")
         exe = get_backend(name).compile(g)
         return Compiled(self, exe, time.perf_counter() - t0)
 
@@ -232,9 +254,62 @@ class JitFunction:
         return len(self._cache)
 
 
-def jit(fn: Callable | None = None, backend: str | None = None, **options):
+def jit(fn: Callable | None = None, backend: str | None = None, *, function: Callable | None = None, **options):
     """Compile `fn` (a function or a Cell): @jit, @jit(backend="llvm"), jit(fn), jit(cell, "interp").
-    MindSpore's other options (jit_config, capture_mode, ...) are accepted and have no effect."""
+    MindSpore's other options (jit_config, capture_mode, jit_level, dynamic, ...) are accepted and
+    have no effect: sporeflow always traces, and fusion is decided by the backend's pipeline."""
+    fn = fn if fn is not None else function
+    backend = backend or None   # MindSpore's default is backend=''
     if fn is None:
         return lambda f: JitFunction(f, backend)
     return JitFunction(fn, backend)
+
+
+def jit_class(cls: type) -> type:
+    """ms.jit_class: marks a class whose instances and methods are used inside compiled code.
+    Tracing runs Python, so any class already works there; the mark only records the intent."""
+    if not isinstance(cls, type):
+        raise TypeError(f"jit_class decorates a class, got {type(cls).__name__}")
+    cls.__sf_jit_class__ = True
+    return cls
+
+
+class JitConfig:
+    """ms.JitConfig(jit_level=..., exc_mode=..., ...): accepted for compatibility (Cell.set_jit_config);
+    the options have no effect in sporeflow."""
+
+    def __init__(self, jit_level: str = "", exc_mode: str = "auto", jit_syntax_level: str = "",
+                 debug_level: str = "RELEASE", infer_boost: str = "off", **kwargs):
+        self.jit_config_dict = dict(jit_level=jit_level, exc_mode=exc_mode, jit_syntax_level=jit_syntax_level,
+                                    debug_level=debug_level, infer_boost=infer_boost, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"JitConfig({self.jit_config_dict})"
+
+
+def data_sink(fn: Callable, dataset, sink_size: int = 1, jit_config=None, input_signature=None) -> Callable:
+    """ms.data_sink: each call of the result runs the compiled `fn` on the next `sink_size`
+    batches of `dataset` (cycling through epochs) and returns the last result. The steps run
+    one compiled call each; Model(dataset_sink_mode=True) is the path that sinks the loop."""
+    if sink_size < 1:
+        raise ValueError(f"data_sink: sink_size must be >= 1, got {sink_size}")
+    compiled = fn if isinstance(fn, JitFunction) else JitFunction(fn)
+    state = {"it": None}
+
+    def next_batch():
+        for _ in range(2):
+            if state["it"] is None:
+                state["it"] = iter(dataset.create_tuple_iterator(num_epochs=1))
+            try:
+                return next(state["it"])
+            except StopIteration:
+                state["it"] = None
+        raise ValueError("data_sink: the dataset is empty")
+
+    def sunk(*args):
+        out = None
+        for _ in range(sink_size):
+            out = compiled(*next_batch(), *args)
+        return out
+    sunk.__name__ = getattr(fn, "__name__", "data_sink")
+    return sunk

@@ -320,6 +320,26 @@ class Parameter(Tensor):
     __hash__ = Tensor.__hash__
 
 
+class ParameterTuple(tuple):
+    """ms.ParameterTuple: a tuple of Parameters that can be cloned under a name prefix
+    (optimizers keep their moments this way: `params.clone(prefix="moment1", init="zeros")`)."""
+
+    def __new__(cls, iterable=()):
+        items = tuple(iterable)
+        bad = [type(p).__name__ for p in items if not isinstance(p, Parameter)]
+        if bad:
+            raise TypeError(f"ParameterTuple holds Parameters only, got {bad}")
+        return super().__new__(cls, items)
+
+    def clone(self, prefix: str, init="same") -> "ParameterTuple":
+        out = []
+        for p in self:
+            c = p.clone(init)
+            c.name = f"{prefix}.{p.name}"
+            out.append(c)
+        return ParameterTuple(out)
+
+
 from . import functional as F  # noqa: E402  (operators dispatch here; imported last to break the cycle)
 from .source import wrap_methods  # noqa: E402
 

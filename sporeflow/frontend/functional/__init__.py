@@ -6,3 +6,4 @@ from .math_ops import *  # noqa: F401,F403
 from .math_ops import abs, all, any, max, min, pow, sum  # noqa: F401,A004
 from .nn_ops import *  # noqa: F401,F403
 from .state_ops import assign, assign_add, assign_sub, depend  # noqa: F401
+from .primitives import *  # noqa: F401,F403  (ops.MatMul(...), ops.HyperMap, ops.partial, ...)
