@@ -224,3 +224,27 @@ def test_error_points_at_the_user_line():
     with pytest.raises(VmapError) as e:
         sf.vmap(lambda a, b: a + b)(T(np.zeros(2)), T(np.zeros(3)))
     assert "test_vmap_api.py" in str(e.value) and "sf.vmap(lambda a, b: a + b)" in str(e.value)
+
+
+def test_nested_control_flow(rng):
+    """A scan whose body holds a cond on the (batched) carry and a while_loop whose trip count is
+    shared but whose body is batched; vmap == loop, eagerly and compiled, and grad of it."""
+    xs = rng.normal(size=(3, 4))
+
+    def f(x):
+        def body(c, t):
+            c = ops.cond(c.sum() > t, lambda u: u * 0.5, lambda u: u + t, c)
+            k, c = ops.while_loop(lambda s: s[0] < 2, lambda s: (s[0] + 1, ops.sin(s[1]) + s[1]),
+                                  (T(np.int32(0)), c))
+            return c, c.sum()
+        return ops.scan(body, x, x)
+    for fn in both(sf.vmap(f)):
+        c, ys = fn(T(xs))
+        for i in range(3):
+            cc, yy = f(T(xs[i]))
+            np.testing.assert_allclose(c.asnumpy()[i], cc.asnumpy(), rtol=1e-12)
+            np.testing.assert_allclose(ys.asnumpy()[i], yy.asnumpy(), rtol=1e-12)
+    g = sf.grad(lambda v: sf.vmap(f)(v)[0].sum())(T(xs)).asnumpy()
+    for i in range(3):
+        gi = sf.grad(lambda v: f(v)[0].sum())(T(xs[i])).asnumpy()
+        np.testing.assert_allclose(g[i], gi, rtol=1e-10)

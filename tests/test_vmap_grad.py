@@ -192,3 +192,30 @@ def test_custom_bprop_cell_under_vmap(rng):
     for mode, fn in both(sf.grad(lambda v: sf.vmap(cell)(v).sum())):
         np.testing.assert_allclose(fn(T(x)).asnumpy(), np.full_like(x, 3.0), err_msg=mode)
     np.testing.assert_allclose(sf.vmap(cell)(T(x)).asnumpy(), x * x)
+
+
+def test_vmap_of_forward_mode_and_hessians(rng):
+    """vmap(jvp), vmap(jacfwd) and per-example Hessians vmap(jacfwd(jacrev(f)))."""
+    x, v = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+
+    def f(u):
+        return (ops.sin(u) * u).sum()
+
+    def jvp_f(u, t):
+        return sf.jvp(f, (u,), (t,))[1]
+    d1 = np.cos(x) * x + np.sin(x)
+    for mode, fn in both(sf.vmap(jvp_f)):
+        np.testing.assert_allclose(fn(T(x), T(v)).asnumpy(), (d1 * v).sum(axis=1), rtol=1e-10, err_msg=mode)
+    for mode, fn in both(sf.vmap(sf.jacfwd(f))):
+        np.testing.assert_allclose(fn(T(x)).asnumpy(), d1, rtol=1e-10, err_msg=mode)
+    d2 = 2 * np.cos(x) - x * np.sin(x)
+    for mode, fn in both(sf.vmap(sf.jacfwd(sf.jacrev(f)))):
+        h = fn(T(x)).asnumpy()
+        assert h.shape == (3, 4, 4)
+        for i in range(3):
+            np.testing.assert_allclose(h[i], np.diag(d2[i]), rtol=1e-10, atol=1e-12, err_msg=mode)
+    for mode, fn in both(sf.jacrev(lambda u: sf.vmap(f)(u))):       # jacobian of a vmapped function
+        j = fn(T(x)).asnumpy()
+        for i in range(3):
+            np.testing.assert_allclose(j[i, i], d1[i], rtol=1e-10, err_msg=mode)
+            np.testing.assert_allclose(np.delete(j[i], i, axis=0), 0, atol=1e-12, err_msg=mode)
