@@ -257,3 +257,28 @@ def test_save_errors_and_async(tmp_path):
     net.b.set_data(Tensor(np.zeros(3, np.float32)))  # the save took a snapshot
     ck.wait_async_save()
     np.testing.assert_array_equal(sf.load_checkpoint(path)["b"].asnumpy(), np.full(3, 3.0))
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(entries=st.lists(st.tuples(st.sampled_from([d.name for d in D.ALL_DTYPES]),
+                                  st.lists(st.integers(0, 4), max_size=3), st.integers(0, 2 ** 32 - 1)),
+                        min_size=1, max_size=5),
+       fmt=st.sampled_from(["ckpt", "safetensors"]))
+def test_round_trip_random_tensors(tmp_path_factory, entries, fmt):
+    tensors = {}
+    for i, (name, shape, seed) in enumerate(entries):
+        dt = D.BY_NAME[name]
+        raw = np.random.default_rng(seed).integers(0, 256, int(np.prod(shape)) * dt.storage.itemsize, dtype=np.uint8)
+        arr = raw.view(dt.storage).reshape(shape)  # arbitrary bit patterns, NaNs included
+        if dt is D.bool_:
+            arr = arr.astype(bool)
+        tensors[f"p{i}.{name}"] = Tensor._wrap(np.ascontiguousarray(arr), dt)
+    path = str(tmp_path_factory.mktemp("ck") / "r")
+    sf.save_checkpoint(tensors, path, format=fmt)
+    loaded = sf.load_checkpoint(f"{path}.{fmt}", format=fmt)
+    assert list(loaded) == list(tensors)
+    for k, t in tensors.items():
+        assert loaded[k].dtype is t.dtype and loaded[k].shape == t.shape
+        assert loaded[k]._data.tobytes() == t._data.tobytes()

@@ -160,3 +160,34 @@ def test_factory_names():
     with pytest.raises(TypeError):
         get_metrics({"a": 3})
     assert train.metrics.get_metric_fn is get_metric_fn
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(n=st.integers(1, 20), c=st.integers(2, 5), seed=st.integers(0, 10 ** 6), split=st.integers(0, 20))
+def test_classification_metrics_against_loops(n, c, seed, split):
+    """Accumulated over two updates, the metrics equal per-sample loop computations."""
+    rng = np.random.default_rng(seed)
+    y_pred = rng.normal(size=(n, c))
+    y = rng.integers(0, c, n)
+    split = min(split, n)
+    pred = y_pred.argmax(1)
+    metrics = {"acc": Accuracy(), "p": Precision(), "r": Recall(), "f": F1(), "top2": TopKCategoricalAccuracy(2),
+               "cm": ConfusionMatrix(c)}
+    for m in metrics.values():
+        for a, b in ((0, split), (split, n)):
+            if b > a:
+                m.update(Tensor(y_pred[a:b].astype(np.float32)), y[a:b])
+    assert metrics["acc"].eval() == pytest.approx(sum(pred[i] == y[i] for i in range(n)) / n)
+    for k in range(c):
+        tp = sum(1 for i in range(n) if pred[i] == k and y[i] == k)
+        pp = sum(1 for i in range(n) if pred[i] == k)
+        ap = sum(1 for i in range(n) if y[i] == k)
+        assert metrics["p"].eval()[k] == pytest.approx(tp / pp if pp else 0.0)
+        assert metrics["r"].eval()[k] == pytest.approx(tp / ap if ap else 0.0)
+        assert metrics["f"].eval()[k] == pytest.approx(2 * tp / (pp + ap) if pp + ap else 0.0)
+        for j in range(c):
+            assert metrics["cm"].eval()[k, j] == sum(1 for i in range(n) if y[i] == k and pred[i] == j)
+    top2 = sum(1 for i in range(n) if y_pred[i, y[i]] >= sorted(y_pred[i])[-2]) / n
+    assert metrics["top2"].eval() == pytest.approx(top2)
