@@ -203,6 +203,9 @@ def test_kill_during_write_keeps_previous_file(tmp_path):
         proc.wait()
     assert open(path, "rb").read() == blob
     assert list(sf.load_checkpoint(path)) == ["w", "b"]
+    sf.save_checkpoint(Net(scale=4.0), path)  # the next save removes the dead writer's temporary file
+    assert os.listdir(tmp_path) == ["good.ckpt"]
+    np.testing.assert_array_equal(sf.load_checkpoint(path)["b"].asnumpy(), np.full(3, 4.0))
 
 
 def test_strict_load_and_name_mismatch_reporting(tmp_path):

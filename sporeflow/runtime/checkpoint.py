@@ -146,9 +146,39 @@ def _round_up(n: int) -> int:
 # ----------------------------------------------------------------------------------------------
 # atomic writing
 # ----------------------------------------------------------------------------------------------
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Delete temporary files a killed writer of `base` left behind (its process is gone)."""
+    prefix = f".{base}."
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        try:
+            pid = int(name[len(prefix):].split(".", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running: maybe a concurrent writer
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
 def _atomic_write(path: str, chunks: Iterable[bytes]) -> None:
     """Write `chunks` to a temporary file next to `path`, fsync, then os.replace it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(directory, os.path.basename(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
