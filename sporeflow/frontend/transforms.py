@@ -136,7 +136,7 @@ def _floats_to_tensors(args: tuple, positions: tuple[int, ...]) -> tuple:
                  for i, a in enumerate(args))
 
 
-def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fname):
+def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fname, want_value=True):
     positions = _positions(grad_position)
     ws = _weights_list(weights)
     if not positions and not ws:
@@ -161,7 +161,7 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
             raise SporeflowError(f"{fname}: has_aux=True needs fn to return a tuple (output, aux...)")
         n_primary = t.out_td.children[0].num_leaves - sum(
             1 for i in t.out_static if i < t.out_td.children[0].num_leaves)
-    from ..passes.autodiff import vjp_graph
+    from ..passes.autodiff import dce, vjp_graph
     vg = vjp_graph(t.graph, wrt)
     outs_types = t.graph.outputs
     cts = []
@@ -180,9 +180,15 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
                 cts.append(lax.full(v.type.shape, 1, v.type.dtype))   # sens of ones: outputs summed
         else:
             cts.append(lax.full(v.type.shape, 0, v.type.dtype))
-    res = _run(t, vg, cts)
     n_all = len(outs_types)
-    outs, grads = res[:n_all], res[n_all:]
+    # fn's own outputs are only computed when asked for (value_and_grad, has_aux)
+    keep = list(range(n_all)) if want_value or has_aux else list(range(t.n_out, n_all))
+    vg = dce(Graph(vg.name, vg.inputs, vg.nodes, [vg.outputs[i] for i in keep] + vg.outputs[n_all:]))
+    res = _run(t, vg, cts)
+    outs: list = [None] * n_all
+    for i, r in zip(keep, res):
+        outs[i] = r
+    grads = res[len(keep):]
     _apply_updates(t, outs[t.n_out:])
     by_input: dict[int, Any] = {}
     it = iter(grads)
@@ -205,7 +211,7 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
         result = gw
     else:
         result = gin
-    value = _rebuild_outputs(t, outs[:t.n_out])
+    value = _rebuild_outputs(t, outs[:t.n_out]) if want_value or has_aux else None
     return value, result
 
 
@@ -230,7 +236,7 @@ def grad(fn: Callable, grad_position=0, weights=None, has_aux: bool = False, ret
     @functools.wraps(fn) if hasattr(fn, "__name__") else (lambda f: f)
     def grad_fn(*args):
         args, sens = _split_sens(args, sens_param)
-        value, g = _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, "grad")
+        value, g = _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, "grad", want_value=False)
         return (g, _aux_of(value)) if has_aux else g
     return grad_fn
 
@@ -277,7 +283,7 @@ class GradOperation:
             else:
                 pos = None if self.get_by_list else 0
             ws = list(_weights_list(weights)) if self.get_by_list else None
-            _, g = _grad_core(fn, args, pos, ws, False, False, sens, "GradOperation")
+            _, g = _grad_core(fn, args, pos, ws, False, False, sens, "GradOperation", want_value=False)
             return g
         return grad_fn
 

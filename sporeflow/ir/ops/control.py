@@ -12,7 +12,7 @@ import numpy as np
 
 from ..dtypes import bool_
 from ..graph import Graph, Value
-from ..registry import Kind, def_op
+from ..registry import Kind, def_op, get_op
 from ..types import TensorType
 from .common import fail, lax
 from . import batching_control as BC
@@ -217,21 +217,44 @@ def _scan_impl(*args, body, num_carry, length, reverse):
     return carry + stacked
 
 
+def _record_in_place(outs, body, rec):
+    """When `outs` come from a scan node just emitted into the current trace (the autodiff pass
+    replays the forward graph before calling rules), give that node the recording body and the
+    extra outputs in place, so the forward loop runs once. Returns the new outputs' Tracers, or
+    None when the producer is not such a node (e.g. a while_loop turned into a scan)."""
+    from ...frontend.tensor import Tracer
+    from ...frontend.tracer import current_trace
+    tr = current_trace()
+    node = outs[0]._value.producer if outs and isinstance(outs[0], Tracer) else None
+    if (tr is None or node is None or node.op != "scan" or node.attrs["body"] is not body
+            or outs[0]._trace is not tr or [o._value for o in outs] != node.outputs
+            or not any(n is node for n in reversed(tr.builder.nodes))):
+        return None
+    attrs = node.attrs.replace(body=rec)
+    types = get_op("scan").infer_types([v.type for v in node.inputs], attrs)
+    node.attrs = attrs
+    extra = [Value(t, "", node, i) for i, t in enumerate(types) if i >= len(node.outputs)]
+    node.outputs.extend(extra)
+    return [Tracer(tr, v) for v in extra]
+
+
 def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
     """Rematerializing reverse scan. A forward scan records the carry entering every step (the
     only residual); a scan in the opposite direction runs the body's VJP graph (which replays
     the step) on (carry_t, x_t) with the cotangents of (carry_t+1, y_t). Captured values ride
     along as pass-through carries: they are not recorded (every step sees the initial value) and
-    their gradients accumulate through the carry cotangent. The forward loop runs twice (once
-    as the original node, once recording); a forward-with-residuals protocol would save that."""
+    their gradients accumulate through the carry cotangent. The forward loop runs once: the
+    original node is extended in place with the recording outputs (see _record_in_place)."""
     from ...passes.autodiff import vjp_graph
     nc = num_carry
     carry, xs = list(ins[:nc]), list(ins[nc:])
     fixed = [i for i in range(nc) if body.outputs[i] is body.inputs[i]]
     moving = [i for i in range(nc) if i not in fixed]
     rec = Graph(body.name + "_rec", body.inputs, body.nodes, body.outputs + [body.inputs[i] for i in moving])
-    stacked = lax.multi("scan", *carry, *xs, body=rec, num_carry=nc, length=length, reverse=reverse)
-    carries_t = stacked[len(body.outputs):]
+    carries_t = _record_in_place(outs, body, rec)
+    if carries_t is None:
+        stacked = lax.multi("scan", *carry, *xs, body=rec, num_carry=nc, length=length, reverse=reverse)
+        carries_t = stacked[len(body.outputs):]
     in_mask = _float_mask(body.in_types)
     out_mask = _float_mask(body.out_types)
     vg = vjp_graph(body, in_mask, keep_outputs=False, name=body.name + "_vjp")
