@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_round_trip_every_dtype_bit_exact(tmp_path, fmt):
 def test_file_layout_is_as_documented(tmp_path):
     path = str(tmp_path / "x.ckpt")
     sf.save_checkpoint({"a": Tensor(np.array([1.0, 2.0], np.float32))}, path)
-    blob = open(path, "rb").read()
+    blob = Path(path).read_bytes()
     magic, version, hlen = struct.unpack_from("<8sIQ", blob, 0)
     assert magic == b"\x89SFCKPT\n" and version == 1
     header = json.loads(blob[20:20 + hlen])
@@ -128,7 +129,7 @@ def test_load_checkpoint_with_net_and_prefix_filters(tmp_path):
 def _good_file(tmp_path):
     path = str(tmp_path / "good.ckpt")
     sf.save_checkpoint(Net(scale=2.0), path)
-    return path, open(path, "rb").read()
+    return path, Path(path).read_bytes()
 
 
 @pytest.mark.parametrize("where", ["header", "data", "digest", "magic", "version"])
@@ -137,7 +138,7 @@ def test_corrupt_file_is_rejected(tmp_path, where):
     b = bytearray(blob)
     pos = {"header": 30, "data": len(b) - 40, "digest": len(b) - 1, "magic": 1, "version": 8}[where]
     b[pos] ^= 0x01
-    open(path, "wb").write(bytes(b))
+    Path(path).write_bytes(bytes(b))
     with pytest.raises(CheckpointError) as e:
         sf.load_checkpoint(path)
     assert path in str(e.value)
@@ -150,7 +151,7 @@ def test_corrupt_file_is_rejected(tmp_path, where):
 @pytest.mark.parametrize("keep", [0, 5, 19, 100, -33, -1])
 def test_truncated_file_is_rejected(tmp_path, keep):
     path, blob = _good_file(tmp_path)
-    open(path, "wb").write(blob[:keep] if keep >= 0 else blob[:len(blob) + keep])
+    Path(path).write_bytes(blob[:keep] if keep >= 0 else blob[:len(blob) + keep])
     with pytest.raises(CheckpointError, match="corrupt or truncated|not a sporeflow checkpoint"):
         sf.load_checkpoint(path)
 
@@ -173,7 +174,7 @@ def test_crash_mid_write_keeps_previous_file(tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "_WRITE_HOOK", boom)
     with pytest.raises(OSError, match="simulated"):
         sf.save_checkpoint(Net(scale=9.0), path)
-    assert open(path, "rb").read() == blob
+    assert Path(path).read_bytes() == blob
     assert os.listdir(tmp_path) == ["good.ckpt"]  # the temporary file was removed
     np.testing.assert_array_equal(sf.load_checkpoint(path)["b"].asnumpy(), np.full(3, 2.0))
 
@@ -201,7 +202,8 @@ def test_kill_during_write_keeps_previous_file(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert open(path, "rb").read() == blob
+        proc.stdout.close()
+    assert Path(path).read_bytes() == blob
     assert list(sf.load_checkpoint(path)) == ["w", "b"]
     sf.save_checkpoint(Net(scale=4.0), path)  # the next save removes the dead writer's temporary file
     assert os.listdir(tmp_path) == ["good.ckpt"]
