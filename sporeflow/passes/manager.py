@@ -1,0 +1,138 @@
+"""The pass manager: named Graph -> Graph passes, pipelines as data, verify/time/dump per pass.
+
+As TVM's PassContext (anchors-design.md 3.3): every pass is registered once with a name and
+an opt level; a pipeline is a list of names; a pass runs when its name is not disabled and
+(it is required or its opt level <= the pipeline's opt level). After each pass the manager
+can run the verifier (sf.set_context(verify_each_pass=True); tests turn it on), records the
+pass's wall time, and with sf.set_context(save_graphs=True, save_graphs_path=DIR) writes the
+IR as DIR/00_trace.ir, DIR/01_<pass>.ir, ... (each readable by sporeflow.ir.parse; a later
+compile overwrites the files of the previous one, as MindSpore's save_graphs does).
+
+Users register their own pass with @register_pass("name") and run their own pipeline with
+run_pipeline(graph, ["name", "dce"]) or PassManager([...]).run(graph).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from ..errors import SporeflowError, VerifyError
+from ..ir.graph import Graph
+from ..ir.printer import print_graph
+from ..ir.verify import verify
+
+log = logging.getLogger("sporeflow.passes")
+
+PassFn = Callable[[Graph], Graph]
+
+
+@dataclass(frozen=True)
+class PassInfo:
+    name: str
+    fn: PassFn
+    opt_level: int
+    doc: str = ""
+
+
+PASSES: dict[str, PassInfo] = {}
+
+# Pipelines per backend. The interpreter is the oracle and runs the graph as traced; native
+# backends simplify first (issue 5 appends fusion/memory planning to "llvm").
+PIPELINES: dict[str, list[str]] = {
+    "interp": [],
+    "llvm": ["simplify"],
+    "cuda": ["simplify"],
+}
+
+last_timings: list[tuple[str, float]] = []   # (pass name, seconds) of the latest pipeline run
+
+
+def register_pass(name: str, opt_level: int = 1, doc: str = "", replace: bool = False):
+    """Decorator: register `fn(graph) -> graph` under `name` (once; replace=True to override)."""
+    def deco(fn: PassFn) -> PassFn:
+        if name in PASSES and not replace:
+            raise SporeflowError(f"pass {name!r} is already registered (pass replace=True to override it)")
+        PASSES[name] = PassInfo(name, fn, opt_level, doc or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+    return deco
+
+
+def get_pass(name: str) -> PassInfo:
+    if name not in PASSES:
+        raise SporeflowError(f"unknown pass {name!r}; registered passes: {sorted(PASSES)}")
+    return PASSES[name]
+
+
+@dataclass
+class PassManager:
+    pipeline: Sequence[str]
+    opt_level: int | None = None              # None: sf.get_context("opt_level")
+    disabled: Sequence[str] = ()
+    required: Sequence[str] = ()
+    verify_each: bool | None = None           # None: sf.get_context("verify_each_pass")
+    dump_dir: str | None = None               # None: save_graphs_path when save_graphs is on
+    timings: list = field(default_factory=list)
+
+    def _settings(self) -> tuple[int, bool, str | None]:
+        from ..context import get_context
+        opt = get_context("opt_level") if self.opt_level is None else self.opt_level
+        ver = get_context("verify_each_pass") if self.verify_each is None else self.verify_each
+        dump = self.dump_dir
+        if dump is None and get_context("save_graphs"):
+            dump = get_context("save_graphs_path")
+        return opt, ver, dump
+
+    def enabled(self, info: PassInfo, opt: int) -> bool:
+        if info.name in self.disabled:
+            return False
+        return info.name in self.required or info.opt_level <= opt
+
+    def run(self, graph: Graph) -> Graph:
+        opt, ver, dump = self._settings()
+        infos = [get_pass(n) for n in self.pipeline]     # unknown names fail before anything runs
+        self.timings = []
+        step = 0
+        if dump:
+            os.makedirs(dump, exist_ok=True)
+            _write(dump, step, "trace", graph)
+        for info in infos:
+            if not self.enabled(info, opt):
+                continue
+            t0 = time.perf_counter()
+            out = info.fn(graph)
+            dt = time.perf_counter() - t0
+            if not isinstance(out, Graph):
+                raise SporeflowError(f"pass {info.name!r} returned {type(out).__name__}, not a Graph")
+            self.timings.append((info.name, dt))
+            log.debug("pass %s: %.3f ms, %d -> %d nodes", info.name, dt * 1e3, len(graph.nodes), len(out.nodes))
+            if ver:
+                try:
+                    verify(out)
+                except VerifyError as e:
+                    raise VerifyError(f"after pass {info.name!r}: {e}") from None
+            graph = out
+            step += 1
+            if dump:
+                _write(dump, step, info.name, graph)
+        last_timings[:] = self.timings
+        return graph
+
+
+def _write(folder: str, step: int, name: str, graph: Graph) -> None:
+    with open(os.path.join(folder, f"{step:02d}_{name}.ir"), "w") as f:
+        f.write(print_graph(graph))
+
+
+def run_pipeline(graph: Graph, pipeline: Sequence[str], **options) -> Graph:
+    return PassManager(list(pipeline), **options).run(graph)
+
+
+def run_default_pipeline(graph: Graph, backend: str) -> Graph:
+    """What sf.jit runs before `backend` compiles (sporeflow.passes.prepare_for_backend)."""
+    return run_pipeline(graph, PIPELINES.get(backend, PIPELINES["llvm"]))
+
+
+from . import simplify as _simplify  # noqa: E402,F401  (registers the simplification passes)
