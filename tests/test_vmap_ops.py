@@ -26,6 +26,8 @@ from sporeflow.ir.verify import verify
 
 from test_ops_infer import GENERATORS, make_array
 
+T = Tensor
+
 
 def example_arrays(rng, op: str, types, attrs) -> list[np.ndarray]:
     """One example's inputs (indices in range +-2, keys random, loop counters small)."""
@@ -167,3 +169,17 @@ def test_missing_rule_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(REGISTRY["sin"], "batch", None)
     with pytest.raises(NoRuleError, match="'sin' has no batching rule"):
         sf.vmap(lambda x: lax.sin(x))(sf.Tensor(np.ones((2, 3), np.float32)))
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul_both_batched_with_unit_contraction_is_an_outer_product(ta, tb, rng):
+    """K=1 with both operands batched (per-sample weight gradients) becomes a broadcast multiply."""
+    a = rng.normal(size=(3, 2) + ((1, 4) if ta else (4, 1)))
+    b = rng.normal(size=(3, 2) + ((5, 1) if tb else (1, 5)))
+    f = sf.vmap(lambda u, v: lax.matmul(u, v, transpose_a=ta, transpose_b=tb), in_axes=(0, 1), out_axes=1)
+    want = np.stack([np.swapaxes(a[i], -1, -2) @ b[i] if ta else a[i] @ b[i] for i in range(3)], 1) if not tb \
+        else np.stack([(np.swapaxes(a[i], -1, -2) if ta else a[i]) @ np.swapaxes(b[i], -1, -2) for i in range(3)], 1)
+    got = f(T(a), T(np.moveaxis(b, 0, 1)))
+    np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-12)
+    ops_used = {n.op for n in sf.jit(f).trace(T(a), T(np.moveaxis(b, 0, 1))).graph.nodes}
+    assert "matmul" not in ops_used and "mul" in ops_used

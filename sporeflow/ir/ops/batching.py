@@ -243,8 +243,15 @@ def batch_matmul(args, dims, transpose_a, transpose_b):
     free axis (rows of a, columns of b) so the op stays one GEMM, e.g. per-example x @ W."""
     (a, b), (da, db) = args, dims
     if da is not None and db is not None:
-        out = lax.matmul(moveaxis(a, da, 0), moveaxis(b, db, 0), transpose_a=transpose_a, transpose_b=transpose_b)
-        return [out], [0]
+        a, b = moveaxis(a, da, 0), moveaxis(b, db, 0)
+        k = a.shape[-2] if transpose_a else a.shape[-1]
+        if k == 1 and a.dtype is b.dtype:   # per-example outer products (per-sample weight grads):
+            m = a.shape[-1] if transpose_a else a.shape[-2]   # a broadcast multiply, not B GEMMs of K=1
+            n = b.shape[-2] if transpose_b else b.shape[-1]
+            col = reshape(a, tuple(a.shape[:-2]) + (m, 1))
+            row = reshape(b, tuple(b.shape[:-2]) + (1, n))
+            return [lax.mul(col, row)], [0]
+        return [lax.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)], [0]
     r = (a.ndim if da is None else a.ndim - 1)
     if da is not None:
         free = r - 1 if transpose_a else r - 2
