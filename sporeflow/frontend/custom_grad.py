@@ -76,7 +76,7 @@ def call_with_bprop(cell, args: tuple, kwargs: dict) -> Any:
     fwd = _widen(fwd, n, fcaps, caps)
     # bwd: (inputs, caps-of-bwd, out, dout) -> (inputs, all caps, out, dout), and grads for caps = 0
     bwd = _widen(bwd, n, bcaps, caps, tail=len(out_types) + len(float_out))
-    with Trace("bprop_pad") as tp:
+    with Trace(f"{type(cell).__name__}_bwd") as tp:
         ins = [tp.new_input(v.type) for v in bwd.inputs]
         from .tracer import inline
         gs = inline(bwd, ins)

@@ -33,10 +33,23 @@ def _infer(ts, attrs):
     return list(fwd.out_types)
 
 
+def _inline_prefixed(graph: Graph, args) -> list:
+    """Emit `graph` into the current trace, its nodes' scopes under the current prefix
+    (`grad/<cell scope>` while the autodiff pass runs this rule)."""
+    from ...frontend.tensor import Tracer
+    from ...frontend.tracer import current_trace
+    tr = current_trace()
+    env = {id(v): a for v, a in zip(graph.inputs, args)}
+    for node in graph.nodes:
+        vals = [tr.lift(env[id(v)]) for v in node.inputs]
+        res = tr.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=tr.scope_prefix + node.scope)
+        env.update((id(v), Tracer(tr, o)) for v, o in zip(node.outputs, res))
+    return [env[id(v)] for v in graph.outputs]
+
+
 def _vjp(ins, outs, douts, fwd, bwd):
-    from ...frontend.tracer import inline
     cts = [d if d is not None else lax.zeros_like(o) for d, o in zip(douts, outs) if o.dtype.is_float]
-    grads = iter(inline(bwd, list(ins) + list(outs) + cts))
+    grads = iter(_inline_prefixed(bwd, list(ins) + list(outs) + cts))
     return [next(grads) if x.dtype.is_float else None for x in ins]
 
 
