@@ -116,3 +116,33 @@ def test_inplace_only_over_dying_inputs():
     assert all(plan.buffer_of.get(id(v)) != (INPUT, 0) for v in ids)  # inputs are not donated
     mul = next(n for n in g.nodes if n.op == "mul")
     assert id(mul.outputs[0]) in plan.inplace                    # tanh's result dies at the mul
+
+
+def test_llvm_train_step_updates_parameters_in_place():
+    """On the LLVM backend the jitted step writes updated Parameters into their own arrays
+    (no new array per step) and matches the interpreter."""
+    import pytest
+    pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
+
+    def make():
+        rng = np.random.default_rng(7)
+        w = sf.Parameter(sf.Tensor(rng.standard_normal((6, 4)).astype(np.float32)), name="w")
+        v = sf.Parameter(sf.Tensor(np.zeros((6, 4), np.float32)), name="v")
+
+        def step(x):
+            loss, g = sf.value_and_grad(lambda a: ops.mean(ops.tanh(ops.matmul(a, w)) ** 2), None, [w])(x)
+            nv = v * 0.9 + g[0]
+            ops.assign(v, nv)
+            ops.assign(w, w - nv * 0.1)
+            return loss
+        return w, v, step
+    x = sf.Tensor(np.random.default_rng(8).standard_normal((5, 6)).astype(np.float32))
+    wi, vi, si = make()
+    wl, vl, sl = make()
+    fi, fl = sf.jit(si, backend="interp"), sf.jit(sl, backend="llvm")
+    before = (wl._data, vl._data)
+    for _ in range(3):
+        np.testing.assert_allclose(fl(x).asnumpy(), fi(x).asnumpy(), rtol=1e-5)
+    assert wl._data is before[0] and vl._data is before[1]       # same buffers, updated in place
+    np.testing.assert_allclose(wl.asnumpy(), wi.asnumpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vl.asnumpy(), vi.asnumpy(), rtol=1e-5, atol=1e-6)

@@ -111,7 +111,12 @@ class Traced:
         save_graph(self.graph, "traced")
         g = prepare_for_backend(self.graph, name)
         save_graph(g, f"lowered_{name}")
-        exe = get_backend(name).compile(g)
+        be = get_backend(name)
+        if getattr(be, "supports_donation", False):   # updated Parameters are written in place
+            from ..passes.memory import donation_pairs
+            exe = be.compile(g, donate=tuple(donation_pairs(self)))
+        else:
+            exe = be.compile(g)
         return Compiled(self, exe, time.perf_counter() - t0)
 
 

@@ -52,6 +52,11 @@ def _elementwise_safe(node: Node) -> bool:
         body = node.attrs["body"]
         members = [n for n in body.nodes if n.op != "constant"]
         masters = [n for n in members if get_op(n.op).kind == Kind.OUT_EWISE_FUSABLE]
+        outs = {id(v) for v in body.outputs}
+        if any(id(v) in outs for m in masters for v in m.outputs):
+            # the master (BLAS) would write an output before the epilogue reads. (Renderers
+            # evaluate every output of an element before storing any: backends/llvm/fused.py.)
+            return False
         return len(masters) <= 1 and all(get_op(n.op).kind <= Kind.BROADCAST for n in members
                                           if n not in masters)
     return get_op(node.op).kind <= Kind.BROADCAST and node.op not in ("constant",)

@@ -33,14 +33,15 @@ def missing_lowerings() -> list[str]:
 
 class LLVMBackend:
     name = "llvm"
+    supports_donation = True     # compile(graph, donate=[(output, input)]): updates in place
 
-    def compile(self, graph: Graph):
+    def compile(self, graph: Graph, donate: tuple = ()):
         from .executable import LLVMExecutable
         register_lowerings()     # primitives registered after this package imported
         missing = sorted({n.op for n in graph.walk() if "llvm" not in REGISTRY[n.op].lower})
         if missing:
             raise BackendError(f"llvm backend: no lowering for op(s) {missing} in @{graph.name}")
-        return LLVMExecutable(graph)
+        return LLVMExecutable(graph, tuple(donate))
 
 
 register_lowerings()

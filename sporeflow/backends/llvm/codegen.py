@@ -4,7 +4,7 @@
 
 Why a static arena: shapes are static, so each value's buffer is known at compile time and
 native code never allocates; subgraph bodies reuse their slots on every iteration (calls are
-never re-entrant). Memory reuse between dead values is issue 5's memory planner.
+never re-entrant). Dead values' slots are reused as passes/memory.py plans (issue 5).
 Nodes are lowered by the rule registered under `OpDef.lower["llvm"]` (see lowering.py).
 """
 from __future__ import annotations
@@ -29,26 +29,34 @@ class ModuleCodegen:
     mod: ModuleBuilder
     arena_size: int = 0
     fn_names: dict = field(default_factory=dict)
+    main_fn: "GraphFn | None" = None
 
     def alloc(self, size: int) -> int:
         off = self.arena_size
         self.arena_size += -(-max(size, 1) // ALIGN) * ALIGN
         return off
 
-    def function_for(self, g: Graph) -> str:
+    def function_for(self, g: Graph, donate: tuple = ()) -> str:
         """Emit (once) the function of graph `g`; returns its @name."""
         if id(g) not in self.fn_names:
             name = self.mod.unique("g_" + "".join(ch if ch.isalnum() else "_" for ch in g.name)[:40] + "_")
             self.fn_names[id(g)] = name
-            GraphFn(self, g, name).emit()
+            fn = GraphFn(self, g, name, donate)
+            if self.main_fn is None:
+                self.main_fn = fn
+            fn.emit()
         return "@" + self.fn_names[id(g)]
 
 
 class GraphFn:
     """Lowers one graph into one function."""
 
-    def __init__(self, cg: ModuleCodegen, g: Graph, name: str):
+    def __init__(self, cg: ModuleCodegen, g: Graph, name: str, donate: tuple = ()):
+        from ...passes.memory import plan_memory
         self.cg, self.g, self.name = cg, g, name
+        # issue 5: buffers from the memory planner (liveness reuse, in-place, donated inputs)
+        self.plan = plan_memory(g, donate)
+        self.buf_off: dict[int, int] = {}
         self.b = FnBuilder(name, f"void @{name}(ptr noalias %ins, ptr noalias %outs, ptr noalias %arena) #0",
                            cg.mod)
         self.ptrs: dict[int, str] = {}
@@ -76,9 +84,23 @@ class GraphFn:
         for node in self.g.nodes:
             self._lower(node)
         for i, v in enumerate(self.g.outputs):
+            if i in self.plan.donated:      # already in the caller's (donated) input buffer
+                continue
             dst = b.load("ptr", "%outs", i)
             b.memcpy(dst, self.ptr(v), nbytes(v))
         self.cg.mod.functions.append(b.render())
+
+    def _planned(self, v: Value) -> str:
+        """The value's buffer: a planned (reused) arena slot, a donated input, or a new slot
+        for values the planner does not see (nested bodies lowered inline)."""
+        buf = self.plan.buffer_of.get(id(v))
+        if buf is None:
+            return self.b.gep("i8", "%arena", self.cg.alloc(nbytes(v)))
+        if isinstance(buf, tuple):
+            return self.ptrs[id(self.g.inputs[buf[1]])]
+        if buf not in self.buf_off:
+            self.buf_off[buf] = self.cg.alloc(self.plan.buffer_bytes[buf])
+        return self.b.gep("i8", "%arena", self.buf_off[buf])
 
     def _lower(self, node: Node) -> None:
         rule = REGISTRY[node.op].lower.get("llvm")
@@ -86,7 +108,7 @@ class GraphFn:
             raise BackendError(f"llvm backend: no lowering for op {node.op!r}")
         if node.op != "constant":
             for v in node.outputs:
-                self.ptrs[id(v)] = self.b.gep("i8", "%arena", self.cg.alloc(nbytes(v)))
+                self.ptrs[id(v)] = self._planned(v)
         ins = [self.ptr(v) for v in node.inputs]
         outs = [self.ptrs.get(id(v), "") for v in node.outputs]
         self.b.emit(f"; {node.op} {' '.join(str(v.type) for v in node.outputs)}"
@@ -94,8 +116,10 @@ class GraphFn:
         rule(self, node, ins, outs)
 
 
-def generate(g: Graph) -> tuple[str, int, str]:
-    """(module IR text, arena bytes, entry function name) for graph `g`."""
+def generate(g: Graph, donate: tuple = ()) -> tuple[str, int, str, dict]:
+    """(module IR text, arena bytes, entry function name, donated output -> input) for `g`.
+    `donate`: (output, input) pairs the caller allows to be updated in place (issue 5)."""
     cg = ModuleCodegen(ModuleBuilder(g.name))
-    entry = cg.function_for(g)[1:]
-    return cg.mod.render(), cg.arena_size, entry
+    entry = cg.function_for(g, tuple(donate))[1:]
+    fn = cg.main_fn
+    return cg.mod.render(), cg.arena_size, entry, dict(fn.plan.donated) if fn else {}

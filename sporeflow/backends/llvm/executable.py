@@ -22,10 +22,11 @@ _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_
 class LLVMExecutable:
     """Callable on storage arrays; `.source` is the LLVM IR, `.asm` the host assembly."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, donate: tuple = ()):
         self.graph = graph
         t0 = time.perf_counter()
-        self.source, self.arena_bytes, self.entry = generate(graph)
+        # donated: output j is computed into input i's own buffer (a Parameter updated in place)
+        self.source, self.arena_bytes, self.entry, self.donated = generate(graph, donate)
         t1 = time.perf_counter()
         obj, stats = jit.compile_object(self.source)
         t2 = time.perf_counter()
@@ -55,7 +56,11 @@ class LLVMExecutable:
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         check_inputs(self.graph, arrays)
         arrays = [a if a.flags.c_contiguous and a.flags.aligned else np.ascontiguousarray(a) for a in arrays]
-        outs = [np.empty(shape, dt) for shape, dt in self._out_types]
+        if self.donated:    # only writable buffers are written in place; others are copied first
+            arrays = [a if a.flags.writeable or i not in self.donated.values() else a.copy()
+                      for i, a in enumerate(arrays)]
+        outs = [arrays[self.donated[j]] if j in self.donated else np.empty(shape, dt)
+                for j, (shape, dt) in enumerate(self._out_types)]
         ins_p = (ctypes.c_void_p * max(self._n_in, 1))(*[a.ctypes.data for a in arrays])
         outs_p = (ctypes.c_void_p * max(self._n_out, 1))(*[o.ctypes.data for o in outs])
         self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)

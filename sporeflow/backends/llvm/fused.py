@@ -298,9 +298,12 @@ def _emit_elementwise(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                 def index_of(strides):
                     return kb.linear(idx, keyed[tuple(strides)])
                 em.memo.clear()
-                for k, v in outputs:
-                    val = em.value(v, index_of)
-                    _store(kb, v, val, kptrs[n_in + k], kb.linear(idx, out_st))
+                # every output of this element is computed before any is stored: an output may
+                # share its buffer with an input (in place / donated, passes/memory.py)
+                vals = [em.value(v, index_of) for _, v in outputs]
+                oidx = kb.linear(idx, out_st)
+                for (k, v), val in zip(outputs, vals):
+                    _store(kb, v, val, kptrs[n_in + k], oidx)
 
     emit_parallel_for(fx, node.attrs["name"], ptrs, shp[0], body_fn, total * _cost(body))
 
@@ -443,24 +446,21 @@ def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 def _inline(fx, node, ins, outs) -> None:
-    """Generic path: each member with its own lowering, intermediates in the arena."""
+    """Generic path: each member with its own lowering, every value (outputs included) in
+    its own arena slot, outputs copied out at the end: an output may share its buffer with an
+    input (passes/memory.py plans in place), so nothing is stored there before all reads."""
     body: Graph = node.attrs["body"]
     from .codegen import nbytes
     for v, p in zip(body.inputs, ins):
         fx.ptrs[id(v)] = p
-    out_of = {}
-    for k, v in enumerate(body.outputs):
-        out_of.setdefault(id(v), k)
     for n in body.nodes:
         rule = REGISTRY[n.op].lower["llvm"]
         if n.op != "constant":
             for v in n.outputs:
-                k = out_of.get(id(v))
-                fx.ptrs[id(v)] = outs[k] if k is not None else fx.b.gep("i8", "%arena", fx.cg.alloc(nbytes(v)))
+                fx.ptrs[id(v)] = fx.b.gep("i8", "%arena", fx.cg.alloc(nbytes(v)))
         rule(fx, n, [fx.ptrs[id(u)] for u in n.inputs], [fx.ptrs.get(id(v), "") for v in n.outputs])
-    for k, v in enumerate(body.outputs):      # passthroughs, constants and repeated outputs
-        if fx.ptrs[id(v)] != outs[k]:
-            fx.b.memcpy(outs[k], fx.ptrs[id(v)], nbytes(v))
+    for k, v in enumerate(body.outputs):
+        fx.b.memcpy(outs[k], fx.ptrs[id(v)], nbytes(v))
 
 
 def lower_fused(fx, node, ins, outs) -> None:
