@@ -16,8 +16,6 @@ from typing import Callable, Sequence
 
 from .common import lax
 
-Dim = "int | None"
-
 
 # ---- helpers --------------------------------------------------------------------------------
 def axis_size(args: Sequence, dims: Sequence) -> int:
