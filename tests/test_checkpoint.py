@@ -116,6 +116,8 @@ def test_load_checkpoint_with_net_and_prefix_filters(tmp_path):
     assert list(sf.load_checkpoint(path, filter_prefix=["moments", "b"])) == ["w"]
     assert list(sf.load_checkpoint(path, specify_prefix="moments")) == ["moments.w"]
     assert list(sf.load_checkpoint(path, choice_func=lambda n: n == "b")) == ["b"]
+    with pytest.raises(ValueError, match="left no entry"):
+        sf.load_checkpoint(path, specify_prefix="zzz")
     net = Net(scale=5.0)
     sf.load_checkpoint(path, net=net, filter_prefix="moments")
     np.testing.assert_array_equal(net.w.asnumpy(), np.ones((2, 3)))
@@ -161,7 +163,10 @@ def test_missing_file_and_foreign_files(tmp_path):
         sf.load_checkpoint(str(tmp_path / "nope.ckpt"))
     p = tmp_path / "ms.ckpt"
     p.write_bytes(b"\n\x9d\x04\n\x081.weight\x12\x90\x04" + b"\0" * 64)
-    with pytest.raises(CheckpointError, match="MindSpore protobuf"):
+    with pytest.raises(CheckpointError, match="MindSpore checkpoint .* corrupt or truncated"):
+        sf.load_checkpoint(str(p))
+    p.write_bytes(b"PK\x03\x04" + b"\0" * 64)
+    with pytest.raises(CheckpointError, match="not a sporeflow checkpoint"):
         sf.load_checkpoint(str(p))
 
 
@@ -270,7 +275,7 @@ from hypothesis import given, strategies as st  # noqa: E402
 @given(entries=st.lists(st.tuples(st.sampled_from([d.name for d in D.ALL_DTYPES]),
                                   st.lists(st.integers(0, 4), max_size=3), st.integers(0, 2 ** 32 - 1)),
                         min_size=1, max_size=5),
-       fmt=st.sampled_from(["ckpt", "safetensors"]))
+       fmt=st.sampled_from(["ckpt", "safetensors", "mindspore_ckpt"]))
 def test_round_trip_random_tensors(tmp_path_factory, entries, fmt):
     tensors = {}
     for i, (name, shape, seed) in enumerate(entries):
@@ -282,8 +287,55 @@ def test_round_trip_random_tensors(tmp_path_factory, entries, fmt):
         tensors[f"p{i}.{name}"] = Tensor._wrap(np.ascontiguousarray(arr), dt)
     path = str(tmp_path_factory.mktemp("ck") / "r")
     sf.save_checkpoint(tensors, path, format=fmt)
-    loaded = sf.load_checkpoint(f"{path}.{fmt}", format=fmt)
+    ext = "ckpt" if fmt == "mindspore_ckpt" else fmt
+    loaded = sf.load_checkpoint(f"{path}.{ext}", format=fmt)
     assert list(loaded) == list(tensors)
     for k, t in tensors.items():
         assert loaded[k].dtype is t.dtype and loaded[k].shape == t.shape
         assert loaded[k]._data.tobytes() == t._data.tobytes()
+
+
+# -- MindSpore's protobuf layout ------------------------------------------------------------------
+def test_mindspore_layout_matches_observed_bytes(tmp_path):
+    """mindspore-api.md section 4 quotes the first bytes of a real MindSpore checkpoint holding
+    '1.weight' of shape (16, 8) float32; sporeflow's writer must produce exactly them."""
+    path = str(tmp_path / "ms.ckpt")
+    sf.save_checkpoint({"1.weight": Tensor(np.ones((16, 8), np.float32))}, path, format="mindspore_ckpt")
+    blob = Path(path).read_bytes()
+    assert blob.startswith(b"\n\x9d\x04\n\x081.weight\x12\x90\x04\x08\x10\x08\x08\x12\x07Float32\x1a\x80\x04")
+    assert blob[-17:-10] == b"crc_num"
+
+
+def test_mindspore_layout_round_trip(tmp_path):
+    tensors = _all_dtype_tensors()
+    path = str(tmp_path / "ms.ckpt")
+    sf.save_checkpoint(tensors, path, format="mindspore_ckpt", append_dict={"note": "héllo", "epoch_num": 3})
+    loaded = sf.load_checkpoint(path)  # recognised by its first byte
+    assert loaded["note"] == "héllo" and int(loaded["epoch_num"].asnumpy()) == 3
+    for name, t in tensors.items():
+        assert loaded[name].dtype is t.dtype and loaded[name].shape == t.shape, name
+        assert loaded[name]._data.tobytes() == t._data.tobytes(), name
+    blob = bytearray(Path(path).read_bytes())
+    blob[40] ^= 0x10
+    Path(path).write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="CRC-32"):
+        sf.load_checkpoint(path)
+
+
+def test_mindspore_layout_slices_and_truncation(tmp_path):
+    from sporeflow.runtime import checkpoint_mindspore as ms
+    a = np.arange(6, dtype=np.float32)
+
+    def msg(name, dims, content):
+        tensor = b"".join(ms._key(1, 0) + ms._enc_varint(d) for d in dims) + ms._ld(2, b"Float32") + ms._ld(3, content)
+        return ms._ld(1, ms._ld(1, name.encode()) + ms._ld(2, tensor))
+    # MindSpore splits big tensors into consecutive messages with one tag; no CRC trailer here
+    blob = msg("w", [2, 3], a[:4].tobytes()) + msg("w", [2, 3], a[4:].tobytes()) + msg("s", [0], a[:1].tobytes())
+    p = tmp_path / "sliced.ckpt"
+    p.write_bytes(blob)
+    got = sf.load_checkpoint(str(p))
+    np.testing.assert_array_equal(got["w"].asnumpy(), a.reshape(2, 3))
+    assert got["s"].shape == ()  # dims [0] is a scalar
+    p.write_bytes(blob[:-3])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        sf.load_checkpoint(str(p))

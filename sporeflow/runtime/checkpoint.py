@@ -24,7 +24,9 @@ returned, so a corrupt or truncated file raises CheckpointError and is never hal
 load_param_into_net checks every shape and dtype before it writes any parameter.
 
 `format="safetensors"` reads and writes the safetensors layout (no checksum in that format, so
-only structural damage is detected there).
+only structural damage is detected there). MindSpore's protobuf `.ckpt` files are recognised and
+read by load_checkpoint, and `format="mindspore_ckpt"` writes that layout (checkpoint_mindspore.py)
+so that MindSpore can load sporeflow's weights.
 
 Where sporeflow departs from MindSpore on purpose (mindspore-api.md section 4):
 - A parameter that is not loaded (e.g. a name mismatch: `weight` vs `backbone.weight`) is not
@@ -55,6 +57,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..ir import dtypes as D
 from ..ir.dtypes import DType
+from . import checkpoint_mindspore as _ms
 
 MAGIC = b"\x89SFCKPT\n"
 VERSION = 1
@@ -300,9 +303,8 @@ def _read_ckpt(path: str, blob: bytes) -> tuple[list, dict]:
         raise bad(f"it has only {len(blob)} bytes")
     magic, version, hlen = _PREFIX.unpack_from(blob, 0)
     if magic != MAGIC:
-        if blob[:1] == b"\n":
-            raise CheckpointError(f"'{path}' looks like a MindSpore protobuf checkpoint, which sporeflow does "
-                                  "not read; convert it to safetensors (format='safetensors') first")
+        if blob[:1] == b"\n":  # field 1, length-delimited: MindSpore's protobuf layout
+            return _ms.read(path, blob)
         raise CheckpointError(f"'{path}' is not a sporeflow checkpoint (bad magic {magic!r})")
     if version != VERSION:
         raise CheckpointError(f"'{path}' has checkpoint format version {version}; this sporeflow reads "
@@ -336,7 +338,8 @@ def _read_ckpt(path: str, blob: bytes) -> tuple[list, dict]:
 # ----------------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------------
-_FORMATS = {"ckpt": (".ckpt", _ckpt_chunks), "safetensors": (".safetensors", _safetensors_chunks)}
+_FORMATS = {"ckpt": (".ckpt", _ckpt_chunks), "safetensors": (".safetensors", _safetensors_chunks),
+            "mindspore_ckpt": (".ckpt", _ms.chunks)}
 _PENDING: list[tuple[threading.Thread, list]] = []
 _PENDING_LOCK = threading.Lock()
 
@@ -417,7 +420,7 @@ def _read(path: str, fmt: str) -> tuple[list, dict]:
         raise FileNotFoundError(f"load_checkpoint: checkpoint file '{path}' does not exist")
     with open(path, "rb") as f:
         blob = f.read()
-    return (_read_ckpt if fmt == "ckpt" else _read_safetensors)(path, blob)
+    return {"ckpt": _read_ckpt, "safetensors": _read_safetensors, "mindspore_ckpt": _ms.read}[fmt](path, blob)
 
 
 def _prefixes(p) -> tuple[str, ...]:
@@ -462,6 +465,9 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load: bool = False, filter_
     for name, s in strings.items():
         if wanted(name):
             out[name] = s
+    if not out and (tensors or strings):
+        raise ValueError(f"load_checkpoint: filter_prefix/specify_prefix/choice_func left no entry of "
+                         f"'{os.fspath(ckpt_file_name)}' (it has {len(tensors) + len(strings)})")
     if net is not None:
         load_param_into_net(net, out, strict_load=strict_load)
     return out
