@@ -24,7 +24,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
-CODEGEN_VERSION = "sporeflow-llvm-2"
+CODEGEN_VERSION = "sporeflow-llvm-3"
 OPT_LEVEL = 3
 MAGIC = b"SFOBJ1\n"
 

@@ -192,6 +192,8 @@ def _sincos(b: FnBuilder, x: str, which: str) -> str:
     ns, nc = b.op(f"fneg {D} {s}"), b.op(f"fneg {D} {c}")
     vals = [s, c, ns, nc] if which == "sin" else [c, ns, nc, s]
     fast = _quadrant(b, q, vals)
+    if which == "sin":     # sin(x) = x below 2^-26 (exactly rounded; keeps -0 and subnormals)
+        fast = sel(b, cmp(b, "olt", ax, _c(2.0 ** -26)), x, fast)
     # rare huge/inf/nan arguments: libm (a branch, so the call only runs when needed)
     pre = b.block
     slow_l, join = b.label("trig_slow"), b.label("trig_join")
