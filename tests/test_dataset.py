@@ -414,3 +414,35 @@ def test_resize_bilinear_against_loop(h, w, h2, w2, seed):
         np.testing.assert_allclose(got, _bilinear_loop(img.astype(np.float64), h2, w2), rtol=1e-5, atol=1e-5)
     hwc = vision.Resize((h2, w2))(np.stack([img, img * 2], -1))
     np.testing.assert_allclose(hwc[..., 1], 2 * got, rtol=1e-5, atol=1e-5)
+
+
+def test_batched_map_fast_path_equals_row_path_and_names_bad_rows():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (13, 5, 4, 3)).astype(np.uint8)
+    labels = rng.integers(0, 4, 13).astype(np.uint32)
+    ops = [vision.Rescale(1 / 255, 0), vision.Normalize([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]), vision.HWC2CHW()]
+
+    def pipe(force_rows: bool, label_ops):
+        ds.config.set_seed(9)
+        d = ds.NumpySlicesDataset((imgs, labels), ["image", "label"])
+        d = d.map(transforms.Compose(ops), "image").map(label_ops, "label")
+        if force_rows:  # an operation without a batched form sends the pipeline down the row path
+            d = d.map(lambda x: x, "image")
+        return d.batch(4)
+
+    cast_onehot = [transforms.TypeCast(sf.int32), transforms.OneHot(4)]
+    assert pipe(False, cast_onehot)._fast_chain() is not None and pipe(True, cast_onehot)._fast_chain() is None
+    fast = list(pipe(False, cast_onehot).create_tuple_iterator(num_epochs=1, output_numpy=True))
+    slow = list(pipe(True, cast_onehot).create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert len(fast) == len(slow) == 4
+    for (fx, fy), (sx, sy) in zip(fast, slow):
+        assert fx.dtype == sx.dtype == np.float32 and fy.dtype == sy.dtype == np.int32
+        np.testing.assert_array_equal(fx, sx)
+        np.testing.assert_array_equal(fy, sy)
+    assert fast[0][0].shape == (4, 3, 5, 4) and fast[3][1].shape == (1, 4)
+    # a label out of range: the failing batch is replayed row by row so the error names the row
+    bad = labels.copy()
+    bad[6] = 7
+    d = ds.NumpySlicesDataset((imgs, bad), ["image", "label"], shuffle=False).map(transforms.OneHot(4), "label")
+    with pytest.raises(DatasetError, match=r"row 6, column\(s\) \['label'\].*label 7"):
+        list(d.batch(4))

@@ -53,29 +53,49 @@ class MapDataset(Dataset):
     def _size(self):
         return self.children[0].get_dataset_size()
 
+    def _apply(self, row: tuple, i: int) -> tuple:
+        """One row through the operations; errors name row `i` and the input columns."""
+        args = tuple(row[j] for j in self._in_idx)
+        for op in self.operations:
+            try:
+                res = op(*args)
+            except DatasetError as e:
+                raise DatasetError(f"map: {_op_name(op)} failed on row {i}, column(s) {self.input_columns}: "
+                                   f"{e}") from e
+            except Exception as e:
+                e.add_note(f"(sporeflow dataset: raised by map operation {_op_name(op)} on row {i}, "
+                           f"input columns {self.input_columns})")
+                raise
+            args = res if isinstance(res, tuple) else (res,)
+        if len(args) != len(self.output_columns):
+            raise DatasetError(f"map: the operations returned {len(args)} column(s) on row {i} but "
+                               f"output_columns has {len(self.output_columns)}: {self.output_columns}")
+        kept = [row[j] for j in self._kept_idx]
+        out = [to_array(a) for a in args]
+        return tuple(kept[:self._pos] + out + kept[self._pos:])
+
+    @property
+    def _batchable(self) -> bool:
+        """Every operation is deterministic and has a whole-batch form (`op._batched`)."""
+        return all(getattr(op, "_batched", None) is not None for op in self.operations)
+
+    def _apply_batch(self, batch: tuple) -> tuple:
+        """A batch (leading axis = rows) through the operations' batched forms."""
+        args = tuple(batch[j] for j in self._in_idx)
+        for op in self.operations:
+            res = op._batched(*args)
+            args = res if isinstance(res, tuple) else (res,)
+        if len(args) != len(self.output_columns):
+            raise DatasetError("map: column count mismatch")  # the row replay reports it properly
+        kept = [batch[j] for j in self._kept_idx]
+        return tuple(kept[:self._pos] + [to_array(a) for a in args] + kept[self._pos:])
+
     def _rows(self, epoch, seed):
         rng = rng_for(seed, self._depth, epoch, 3)
         try:
             for i, row in enumerate(self.children[0]._rows(epoch, seed)):
-                args = tuple(row[j] for j in self._in_idx)
                 config._set_thread_rng(rng)  # per row: maps below this one install their own
-                for op in self.operations:
-                    try:
-                        res = op(*args)
-                    except DatasetError as e:
-                        raise DatasetError(f"map: {_op_name(op)} failed on row {i}, column(s) {self.input_columns}: "
-                                           f"{e}") from e
-                    except Exception as e:
-                        e.add_note(f"(sporeflow dataset: raised by map operation {_op_name(op)} on row {i}, "
-                                   f"input columns {self.input_columns})")
-                        raise
-                    args = res if isinstance(res, tuple) else (res,)
-                if len(args) != len(self.output_columns):
-                    raise DatasetError(f"map: the operations returned {len(args)} column(s) on row {i} but "
-                                       f"output_columns has {len(self.output_columns)}: {self.output_columns}")
-                kept = [row[j] for j in self._kept_idx]
-                out = [to_array(a) for a in args]
-                yield tuple(kept[:self._pos] + out + kept[self._pos:])
+                yield self._apply(row, i)
         finally:
             config._set_thread_rng(None)
 
@@ -157,25 +177,46 @@ class BatchDataset(Dataset):
         pos = sum(1 for i in range(first) if i not in idx)
         return tuple(kept[:pos] + res + kept[pos:])
 
-    def _gathered(self, epoch, seed):
-        """Fast path for batch() directly on an array-backed source: one gather per column."""
-        child = self.children[0]
-        idx = child._indices(epoch, seed)
+    def _fast_chain(self):
+        """(array-backed source, [batchable maps]) when this batch can be gathered whole, else None."""
+        maps, node = [], self.children[0]
+        while isinstance(node, MapDataset) and node._batchable:
+            maps.append(node)
+            node = node.children[0]
+        if isinstance(self.batch_size, int) and getattr(node, "_gather", None) is not None and \
+                node._gather(np.arange(0)) is not None:
+            return node, maps[::-1]
+        return None
+
+    def _gathered(self, epoch, seed, source, maps):
+        """Fast path: one gather per column, each map's operations once per batch."""
+        idx = source._indices(epoch, seed)
         bs = self.batch_size
         for nbatch, s in enumerate(range(0, len(idx), bs)):
             chunk = idx[s:s + bs]
             if len(chunk) < bs and self.drop_remainder:
                 return
-            batch = child._gather(chunk)
+            batch = source._gather(chunk)
+            if maps:
+                try:
+                    for m in maps:
+                        batch = m._apply_batch(batch)
+                except Exception:  # noqa: BLE001 (replayed row by row, which raises with the row named)
+                    rows = []
+                    for k, i in enumerate(chunk):
+                        row = source._row(int(i))
+                        for m in maps:
+                            row = m._apply(row, s + k)
+                        rows.append(row)
+                    batch = self._stack(rows, s)
             if self.per_batch_map is not None:
                 batch = self._apply_per_batch_map(batch, BatchInfo(nbatch, epoch))
             yield batch
 
     def _rows(self, epoch, seed):
-        child = self.children[0]
-        if isinstance(self.batch_size, int) and getattr(child, "_gather", None) is not None and \
-                child._gather(np.arange(0)) is not None:
-            yield from self._gathered(epoch, seed)
+        fast = self._fast_chain()
+        if fast is not None:
+            yield from self._gathered(epoch, seed, *fast)
             return
         buf, start, nbatch = [], 0, 0
         size = self.batch_size if isinstance(self.batch_size, int) else self.batch_size(BatchInfo(0, epoch))

@@ -22,6 +22,9 @@ class TypeCast:
         with np.errstate(invalid="ignore", over="ignore"):
             return a.astype(self.data_type.storage)
 
+    def _batched(self, x):  # elementwise
+        return self(x)
+
     def __repr__(self):
         return f"TypeCast({self.data_type.name})"
 
@@ -50,6 +53,9 @@ class OneHot:
             out = out * (1 - self.smoothing_rate) + self.smoothing_rate / self.num_classes
         return out
 
+    def _batched(self, labels):  # per element: a batch of labels gives a batch of vectors
+        return self(labels)
+
     def __repr__(self):
         return f"OneHot(num_classes={self.num_classes}, smoothing_rate={self.smoothing_rate})"
 
@@ -67,8 +73,18 @@ class Compose:
         self.transforms = ts
 
     def __call__(self, *args):
+        return self._run(args, batched=False)
+
+    @property
+    def _batched(self):
+        """Batched form when every transform has one (else None: the row path is used)."""
+        if all(getattr(t, "_batched", None) is not None for t in self.transforms):
+            return lambda *args: self._run(args, batched=True)
+        return None
+
+    def _run(self, args: tuple, batched: bool):
         for t in self.transforms:
-            res = t(*args)
+            res = t._batched(*args) if batched else t(*args)
             args = res if isinstance(res, tuple) else (res,)
         return args[0] if len(args) == 1 else args
 
@@ -82,6 +98,9 @@ class Duplicate:
     def __call__(self, x):
         a = np.asarray(x)
         return a, a.copy()
+
+    def _batched(self, x):
+        return self(x)
 
 
 __all__ = ["TypeCast", "OneHot", "Compose", "Duplicate"]

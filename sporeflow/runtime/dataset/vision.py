@@ -72,6 +72,9 @@ class Rescale(_Op):
         a = np.asarray(img)
         return (a.astype(np.float32) * np.float32(self.rescale) + np.float32(self.shift)).astype(np.float32)
 
+    def _batched(self, imgs):  # elementwise: the same on a batch
+        return self(imgs)
+
 
 class Normalize(_Op):
     """(x - mean) / std per channel, as float32; channels last (is_hwc=True) or first."""
@@ -86,12 +89,23 @@ class Normalize(_Op):
         self.is_hwc = bool(is_hwc)
 
     def __call__(self, img):
-        a = _image(img, "Normalize").astype(np.float32)
-        c = 1 if a.ndim == 2 else a.shape[-1 if self.is_hwc else 0]
+        return self._normalize(_image(img, "Normalize"), 0)
+
+    def _batched(self, imgs):
+        a = np.asarray(imgs)
+        if a.ndim not in (3, 4):
+            raise DatasetError(f"Normalize: expected a batch of (H, W) or (H, W, C) images, got shape {a.shape}")
+        return self._normalize(a, 1)
+
+    def _normalize(self, a: np.ndarray, lead: int) -> np.ndarray:
+        """`lead` leading (batch) axes come before the image axes."""
+        a = a.astype(np.float32)
+        image_ndim = a.ndim - lead
+        c = 1 if image_ndim == 2 else a.shape[-1 if self.is_hwc else lead]
         if len(self.mean) not in (1, c):
-            raise DatasetError(f"Normalize: the image has {c} channel(s) (shape {a.shape}, "
+            raise DatasetError(f"Normalize: the image has {c} channel(s) (shape {a.shape[lead:]}, "
                                f"{'HWC' if self.is_hwc else 'CHW'}) but mean/std have {len(self.mean)} values")
-        shape = (-1,) if (a.ndim == 2 or self.is_hwc) else (-1, 1, 1)
+        shape = (-1,) if (image_ndim == 2 or self.is_hwc) else (-1, 1, 1)
         mean = np.asarray(self.mean, np.float32).reshape(shape)
         std = np.asarray(self.std, np.float32).reshape(shape)
         return ((a - mean) / std).astype(np.float32)
@@ -103,6 +117,12 @@ class HWC2CHW(_Op):
     def __call__(self, img):
         a = _image(img, "HWC2CHW")
         return a if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+    def _batched(self, imgs):
+        a = np.asarray(imgs)
+        if a.ndim not in (3, 4):
+            raise DatasetError(f"HWC2CHW: expected a batch of (H, W) or (H, W, C) images, got shape {a.shape}")
+        return a if a.ndim == 3 else np.ascontiguousarray(a.transpose(0, 3, 1, 2))
 
 
 class ToTensor(_Op):
