@@ -332,6 +332,15 @@ def fuse(graph: Graph, opt_level: int = 2) -> Graph:
     return _Fuser().run(graph)
 
 
+def _register() -> None:
+    from .manager import register_pass
+    register_pass("fuse", opt_level=2, doc="group nodes into fused kernels (TVM rule + row domains)",
+                  replace=True)(lambda g: fuse(g))
+
+
+_register()
+
+
 class _Fuser:
     def __init__(self):
         self.sub_memo: dict[int, Graph] = {}

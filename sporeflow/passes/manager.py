@@ -43,7 +43,7 @@ PASSES: dict[str, PassInfo] = {}
 # backends simplify first (issue 5 appends fusion/memory planning to "llvm").
 PIPELINES: dict[str, list[str]] = {
     "interp": [],
-    "llvm": ["simplify"],
+    "llvm": ["simplify", "fuse"],
     "cuda": ["simplify"],
 }
 
@@ -136,3 +136,4 @@ def run_default_pipeline(graph: Graph, backend: str) -> Graph:
 
 
 from . import simplify as _simplify  # noqa: E402,F401  (registers the simplification passes)
+from . import fusion as _fusion  # noqa: E402,F401  (registers "fuse", opt level 2)

@@ -43,10 +43,12 @@ BLOCK = 1024          # elements per float partial-sum block in row reductions
 
 @dataclass
 class _Access:
-    """A body input read at domain indices through element strides over D."""
+    """A body input read at domain indices through element strides over D (None when its
+    shape does not broadcast to D); `own` are the strides over its own shape."""
     arg: int
-    strides: list[int]
+    strides: list[int] | None
     dtype: object
+    own: list[int] | None = None
 
 
 @dataclass
@@ -119,14 +121,15 @@ def analyze(body: Graph) -> _Plan | None:
             return None
     plan = _Plan(dom, r, master, col=col)
     for k, v in enumerate(body.inputs):
-        plan.access[id(v)] = _Access(k, _dom_strides(contiguous_strides(v.type.shape), v.type.shape, dom)
-                                     if _fits(v.type.shape, dom) else None, v.type.dtype)
+        own = contiguous_strides(v.type.shape)
+        plan.access[id(v)] = _Access(k, _dom_strides(own, v.type.shape, dom) if _fits(v.type.shape, dom) else None,
+                                     v.type.dtype, own)
     if master is not None:
         mv = master.outputs[0]
         if not _fits(mv.type.shape, dom):
             return None
-        plan.access[id(mv)] = _Access(-1, _dom_strides(contiguous_strides(mv.type.shape), mv.type.shape, dom),
-                                      mv.type.dtype)
+        own = contiguous_strides(mv.type.shape)
+        plan.access[id(mv)] = _Access(-1, _dom_strides(own, mv.type.shape, dom), mv.type.dtype, own)
     for n in epi:
         v = n.outputs[0] if len(n.outputs) == 1 else None
         if v is None:
@@ -148,14 +151,15 @@ def analyze(body: Graph) -> _Plan | None:
             if acc is None or acc.strides is None and n.op == "broadcast_to":
                 return None
             if n.op == "reshape":
-                own = _unit_reshape_strides(src.type.shape, _own_strides(acc, src, dom), v.type.shape)
+                own = _unit_reshape_strides(src.type.shape, acc.own, v.type.shape)
                 if own is None or not _fits(v.type.shape, dom):
                     return None
-                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype)
+                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
             else:
                 if not _fits(v.type.shape, dom):
                     return None
-                plan.access[id(v)] = _Access(acc.arg, acc.strides, acc.dtype)
+                own = _dom_strides(acc.own, src.type.shape, v.type.shape)
+                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
             continue
         if n.op not in SCALAR_RULES and n.op not in REDUCE_OPS:
             return None
@@ -181,12 +185,6 @@ def _col_shaped(body: Graph, reds: list[Node], master) -> bool:
     if master is not None or any(id(u) in red_outs for n in body.nodes for u in n.inputs):
         return False
     return all(id(v) in red_outs for v in body.outputs)
-
-
-def _own_strides(acc: _Access, v: Value, dom) -> list[int]:
-    """Recover a view's own-shape strides from its domain strides (trailing alignment)."""
-    pad = len(dom) - len(v.type.shape)
-    return [s for s in acc.strides[pad:]]
 
 
 def _levels(plan: _Plan, body: Graph, epi: list[Node]) -> bool:

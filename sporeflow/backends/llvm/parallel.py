@@ -39,9 +39,10 @@ def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, wo
     """Emit kernel `body(kb, kptrs, start, end)` over [0, n) and call it from `fx`."""
     mod = fx.cg.mod
     base = mod.unique("k_" + "".join(c if c.isalnum() else "_" for c in name)[:40] + "_")
-    params = ", ".join(f"ptr noalias %p{k}" for k in range(len(ptrs)))
-    kb = FnBuilder(base, f"void @{base}({params}{', ' if ptrs else ''}i64 %start, i64 %end) #0", mod)
-    body(kb, [f"%p{k}" for k in range(len(ptrs))], "%start", "%end")
+    # parameter names must not collide with FnBuilder temporaries (%p<n>, %t<n>, ...)
+    params = ", ".join(f"ptr noalias %kbuf_{k}" for k in range(len(ptrs)))
+    kb = FnBuilder(base, f"void @{base}({params}{', ' if ptrs else ''}i64 %kstart, i64 %kend) #0", mod)
+    body(kb, [f"%kbuf_{k}" for k in range(len(ptrs))], "%kstart", "%kend")
     mod.functions.append(kb.render())
     b = fx.b
     args = ", ".join(f"ptr {p}" for p in ptrs)
