@@ -307,6 +307,9 @@ def test_random_transforms_in_a_pipeline_are_reproducible():
 def test_transforms():
     assert transforms.TypeCast(sf.int32)(np.array([1.7, -2.2])).dtype == np.int32
     assert transforms.TypeCast(np.float16)(np.array([1])).dtype == np.float16
+    assert transforms.TypeCast(np.uint16)(np.array([1])).dtype == np.uint16  # numpy dtypes kept as given
+    with pytest.raises(NotImplementedError, match="bfloat16"):
+        transforms.TypeCast(sf.bfloat16)
     oh = transforms.OneHot(4)(np.array([1, 3], np.int32))
     np.testing.assert_array_equal(oh, [[0, 1, 0, 0], [0, 0, 0, 1]])
     assert oh.dtype == np.int32

@@ -11,22 +11,29 @@ class TypeCast:
     """Cast to `data_type` (a sporeflow dtype such as sf.int32, a numpy dtype or a name)."""
 
     def __init__(self, data_type):
-        dt = D.as_dtype(data_type)
-        if dt is D.bfloat16:
-            raise NotImplementedError("TypeCast to bfloat16 is not supported in the data pipeline (numpy has no "
-                                      "bfloat16); cast inside the network instead")
-        self.data_type = dt
+        if isinstance(data_type, D.DType) or data_type in ("bfloat16", *D.BY_SHORT):
+            dt = D.as_dtype(data_type)
+            if dt is D.bfloat16:
+                raise NotImplementedError("TypeCast to bfloat16 is not supported in the data pipeline (numpy has "
+                                          "no bfloat16); cast inside the network instead")
+            self._np = dt.storage
+        else:
+            try:
+                self._np = np.dtype(data_type)  # numpy dtypes are taken as they are (uint16 stays uint16)
+            except TypeError:
+                raise TypeError(f"TypeCast: {data_type!r} is not a sporeflow or numpy dtype") from None
+        self.data_type = data_type
 
     def __call__(self, x):
         a = np.asarray(x)
         with np.errstate(invalid="ignore", over="ignore"):
-            return a.astype(self.data_type.storage)
+            return a.astype(self._np)
 
     def _batched(self, x):  # elementwise
         return self(x)
 
     def __repr__(self):
-        return f"TypeCast({self.data_type.name})"
+        return f"TypeCast({self._np})"
 
 
 class OneHot:
