@@ -417,13 +417,20 @@ def test_resize_bilinear_against_loop(h, w, h2, w2, seed):
         np.testing.assert_allclose(got, _bilinear_loop(img.astype(np.float64), h2, w2), rtol=1e-5, atol=1e-5)
     hwc = vision.Resize((h2, w2))(np.stack([img, img * 2], -1))
     np.testing.assert_allclose(hwc[..., 1], 2 * got, rtol=1e-5, atol=1e-5)
+    for mode in (vision.Inter.LINEAR, vision.Inter.NEAREST):  # the batched form equals per image, bit for bit
+        batch = np.stack([img, img + 1, img * 3])
+        op = vision.Resize((h2, w2), mode)
+        np.testing.assert_array_equal(op._batched(batch), np.stack([op(x) for x in batch]))
+        u8 = (batch * 20).astype(np.uint8)[..., None]
+        np.testing.assert_array_equal(op._batched(u8), np.stack([op(x) for x in u8]))
 
 
 def test_batched_map_fast_path_equals_row_path_and_names_bad_rows():
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (13, 5, 4, 3)).astype(np.uint8)
     labels = rng.integers(0, 4, 13).astype(np.uint32)
-    ops = [vision.Rescale(1 / 255, 0), vision.Normalize([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]), vision.HWC2CHW()]
+    ops = [vision.Resize((7, 3)), vision.Rescale(1 / 255, 0), vision.Normalize([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]),
+           vision.HWC2CHW()]
 
     def pipe(force_rows: bool, label_ops):
         ds.config.set_seed(9)
@@ -442,7 +449,7 @@ def test_batched_map_fast_path_equals_row_path_and_names_bad_rows():
         assert fx.dtype == sx.dtype == np.float32 and fy.dtype == sy.dtype == np.int32
         np.testing.assert_array_equal(fx, sx)
         np.testing.assert_array_equal(fy, sy)
-    assert fast[0][0].shape == (4, 3, 5, 4) and fast[3][1].shape == (1, 4)
+    assert fast[0][0].shape == (4, 3, 7, 3) and fast[3][1].shape == (1, 4)
     # a label out of range: the failing batch is replayed row by row so the error names the row
     bad = labels.copy()
     bad[6] = 7

@@ -139,12 +139,13 @@ class ToTensor(_Op):
         return np.ascontiguousarray(out.transpose(2, 0, 1)).astype(self.output_type)
 
 
-def _resize(a: np.ndarray, h2: int, w2: int, mode: Inter) -> np.ndarray:
-    h, w = a.shape[:2]
+def _resize(a: np.ndarray, h2: int, w2: int, mode: Inter, lead: int = 0) -> np.ndarray:
+    """Resize axes (lead, lead + 1) of `a` to (h2, w2); `lead` batch axes come first."""
+    h, w = a.shape[lead:lead + 2]
     if mode is Inter.NEAREST:
         ys = np.minimum((np.arange(h2) * (h / h2)).astype(np.int64), h - 1)
         xs = np.minimum((np.arange(w2) * (w / w2)).astype(np.int64), w - 1)
-        return a[ys][:, xs]
+        return a.take(ys, axis=lead).take(xs, axis=lead + 1)
 
     def axis(n_out, n_in):
         src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
@@ -154,11 +155,12 @@ def _resize(a: np.ndarray, h2: int, w2: int, mode: Inter) -> np.ndarray:
     y0, y1, wy = axis(h2, h)
     x0, x1, wx = axis(w2, w)
     f = a.astype(np.float32)
-    extra = (1,) * (a.ndim - 2)
-    wy = wy.reshape((-1, 1) + extra)
-    wx = wx.reshape((1, -1) + extra)
-    top = f[y0][:, x0] * (1 - wx) + f[y0][:, x1] * wx
-    bot = f[y1][:, x0] * (1 - wx) + f[y1][:, x1] * wx
+    extra = (1,) * (a.ndim - lead - 2)
+    wy = wy.reshape((1,) * lead + (-1, 1) + extra)
+    wx = wx.reshape((1,) * lead + (1, -1) + extra)
+    r0, r1 = f.take(y0, axis=lead), f.take(y1, axis=lead)
+    top = r0.take(x0, axis=lead + 1) * (1 - wx) + r0.take(x1, axis=lead + 1) * wx
+    bot = r1.take(x0, axis=lead + 1) * (1 - wx) + r1.take(x1, axis=lead + 1) * wx
     out = top * (1 - wy) + bot * wy
     if a.dtype.kind in "ui":
         info = np.iinfo(a.dtype)
@@ -185,8 +187,16 @@ class Resize(_Op):
         self.interpolation = interpolation
 
     def __call__(self, img):
-        a = _image(img, "Resize")
-        h, w = a.shape[:2]
+        return self._apply(_image(img, "Resize"), 0)
+
+    def _batched(self, imgs):
+        a = np.asarray(imgs)
+        if a.ndim not in (3, 4):
+            raise DatasetError(f"Resize: expected a batch of (H, W) or (H, W, C) images, got shape {a.shape}")
+        return self._apply(a, 1)
+
+    def _apply(self, a: np.ndarray, lead: int) -> np.ndarray:
+        h, w = a.shape[lead:lead + 2]
         if isinstance(self.size, int):
             if h <= w:
                 h2, w2 = self.size, max(1, int(w * self.size / h))
@@ -196,7 +206,7 @@ class Resize(_Op):
             h2, w2 = self.size
         if (h2, w2) == (h, w):
             return a.copy()
-        return _resize(a, h2, w2, self.interpolation)
+        return _resize(a, h2, w2, self.interpolation, lead)
 
 
 def _pad_amounts(padding) -> tuple[int, int, int, int]:
