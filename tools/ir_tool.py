@@ -4,8 +4,8 @@
   ir_tool.py dump [--out DIR] SCRIPT.py [ARGS...]   run a script with save_graphs on; every
         compiled function leaves NNNN_<name>_traced.ir and NNNN_<name>_lowered_<backend>.ir in DIR
         (default ./sporeflow_ir); prints the files written.
-  ir_tool.py opt FILE.ir [--passes P1,P2] [--verify]   parse, run the named passes (through the
-        pass manager, sporeflow/passes/manager.py, when it exists), print the result.
+  ir_tool.py opt FILE.ir [--passes P1,P2] [--verify] [--list]   parse, run the named passes of the
+        pass manager (sporeflow/passes/manager.py; e.g. simplify, fuse) in order, print the result.
   ir_tool.py diff A.ir B.ir [--with-loc]   structural diff: values are compared by what computes
         them, not by their %numbers, so an inserted node shows as one line, not as a renumbering
         of everything after it. Exit 0 when equal, 1 when different (as diff(1)).
@@ -45,7 +45,7 @@ def _builtin_passes() -> dict:
     table = {}
     try:
         from sporeflow.passes.fusion import fuse
-        table["fusion"] = fuse
+        table["fuse"] = fuse
     except ImportError:
         pass
     try:
@@ -57,21 +57,22 @@ def _builtin_passes() -> dict:
 
 
 def run_passes(graph, names: list[str], verify_each: bool = False):
+    """Run the named passes in order (all of them: naming a pass requires it, whatever its opt
+    level), through the pass manager when it exists."""
+    from sporeflow.errors import SporeflowError
     from sporeflow.ir import verify
     try:
         from sporeflow.passes import manager
     except ImportError:
         manager = None
-    if manager is not None and names:
-        for api in ("run_passes", "run_pipeline"):
-            if hasattr(manager, api):
-                return getattr(manager, api)(graph, names)
-    table = _builtin_passes()
     if manager is not None:
-        for attr in ("PASSES", "REGISTRY"):
-            reg = getattr(manager, attr, None)
-            if isinstance(reg, dict):
-                table.update({k: getattr(v, "fn", v) for k, v in reg.items()})
+        try:
+            return manager.PassManager(list(names), required=list(names), verify_each=verify_each).run(graph)
+        except SporeflowError as e:
+            if "unknown pass" in str(e):
+                raise SystemExit(f"ir_tool opt: {e}") from None
+            raise
+    table = _builtin_passes()
     for name in names:
         if name not in table:
             raise SystemExit(f"ir_tool opt: unknown pass {name!r}; available: {sorted(table)}")
@@ -84,6 +85,11 @@ def run_passes(graph, names: list[str], verify_each: bool = False):
 def cmd_opt(args) -> int:
     from sporeflow.errors import IRParseError, VerifyError
     from sporeflow.ir import parse, verify
+    if args.list:
+        from sporeflow.passes.manager import PASSES
+        for name, info in sorted(PASSES.items()):
+            print(f"{name:16s} opt level {info.opt_level}  {info.doc}")
+        return 0
     try:
         graph = parse(open(args.file).read())
         verify(graph)
@@ -171,8 +177,9 @@ def main(argv=None) -> int:
     d.add_argument("script_args", nargs=argparse.REMAINDER)
     d.add_argument("--out", default="sporeflow_ir")
     o = sub.add_parser("opt", help="parse an .ir file, run passes, print")
-    o.add_argument("file")
+    o.add_argument("file", nargs="?")
     o.add_argument("--passes", default="")
+    o.add_argument("--list", action="store_true", help="list the registered passes")
     o.add_argument("--verify", action="store_true", help="verify after every pass")
     f = sub.add_parser("diff", help="structural diff of two .ir files")
     f.add_argument("a")
