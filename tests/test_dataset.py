@@ -285,6 +285,10 @@ def test_vision_transforms():
     with pytest.raises(DatasetError, match="larger than"):
         vision.RandomCrop(5)(img)
     assert vision.RandomCrop(5, pad_if_needed=True)(img).shape == (5, 5, 3)
+    tt = vision.ToTensor()(img)
+    assert tt.shape == (3, 2, 2) and tt.dtype == np.float32 and np.allclose(tt[2, 1, 0], img[1, 0, 2] / 255)
+    np.testing.assert_array_equal(vision.ToTensor()._batched(np.stack([img, img])), np.stack([tt, tt]))
+    assert vision.ToTensor()(img[..., 0]).shape == (1, 2, 2)
 
 
 def test_random_transforms_in_a_pipeline_are_reproducible():

@@ -132,11 +132,20 @@ class ToTensor(_Op):
         self.output_type = output_type
 
     def __call__(self, img):
-        a = _image(img, "ToTensor")
-        if a.ndim == 2:
+        return self._apply(_image(img, "ToTensor"), 0)
+
+    def _batched(self, imgs):
+        a = np.asarray(imgs)
+        if a.ndim not in (3, 4):
+            raise DatasetError(f"ToTensor: expected a batch of (H, W) or (H, W, C) images, got shape {a.shape}")
+        return self._apply(a, 1)
+
+    def _apply(self, a: np.ndarray, lead: int) -> np.ndarray:
+        if a.ndim == lead + 2:
             a = a[..., None]
         out = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
-        return np.ascontiguousarray(out.transpose(2, 0, 1)).astype(self.output_type)
+        perm = tuple(range(lead)) + (lead + 2, lead, lead + 1)
+        return np.ascontiguousarray(out.transpose(perm)).astype(self.output_type)
 
 
 def _resize(a: np.ndarray, h2: int, w2: int, mode: Inter, lead: int = 0) -> np.ndarray:
