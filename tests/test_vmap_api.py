@@ -248,3 +248,19 @@ def test_nested_control_flow(rng):
     for i in range(3):
         gi = sf.grad(lambda v: f(v)[0].sum())(T(xs[i])).asnumpy()
         np.testing.assert_allclose(g[i], gi, rtol=1e-10)
+
+
+def test_jit_of_vmap_retraces_when_the_cell_changes_mode():
+    """sf.jit finds the Cells behind vmap (and behind closures), so set_train() retraces."""
+    net = nn.Dropout(p=0.5)
+    x = T(np.ones((2, 64), np.float32))
+    f = sf.jit(sf.vmap(net))
+    net.set_train(True)
+    assert (f(x).asnumpy() == 0).any()
+    net.set_train(False)
+    np.testing.assert_array_equal(f(x).asnumpy(), 1.0)
+    assert "train flags changed" in f.last_retrace_reason
+    g = sf.jit(sf.vmap(lambda v: net(v) * 2.0))
+    np.testing.assert_array_equal(g(x).asnumpy(), 2.0)
+    net.set_train(True)
+    assert (g(x).asnumpy() == 0).any()

@@ -181,15 +181,12 @@ class JitFunction:
 
     def _cells(self, leaves) -> list:
         from .cell import Cell
-        cells = [self.fn] if isinstance(self.fn, Cell) else []
-        fn = self.fn
-        while isinstance(fn, functools.partial):
-            cells += [a for a in fn.args if isinstance(a, Cell)]
-            fn = fn.func
-        if hasattr(fn, "__self__") and isinstance(fn.__self__, Cell):
-            cells.append(fn.__self__)
-        cells += [x for x in leaves if isinstance(x, Cell)]
-        return cells
+        found: dict[int, Any] = {}
+        _reachable_cells(self.fn, found, depth=4)
+        for x in leaves:
+            if isinstance(x, Cell):
+                found.setdefault(id(x), x)
+        return list(found.values())
 
     def _explain(self, key: CacheKey) -> str:
         if not self._keys:
@@ -255,8 +252,49 @@ class JitFunction:
             self._keys.append(key)
         return compiled([x for x in leaves if _is_dynamic(x)])
 
+    def sf_wrapped(self) -> list:
+        return [self.fn]
+
     def cache_size(self) -> int:
         return len(self._cache)
+
+
+def _reachable_cells(obj, found: dict, depth: int) -> None:
+    """Cells whose train flags/Parameters a trace of `obj` can depend on: obj itself, partial
+    arguments, a bound method's self, what a function's closure and globals name, and what a
+    transform wrapper holds (`sf_wrapped()`, e.g. sf.vmap's function or CellList members), so
+    that jit(vmap(net)) or jit(grad(lambda x: net(x))) retrace when net.set_train() changes."""
+    from .cell import Cell
+    if isinstance(obj, Cell):
+        found.setdefault(id(obj), obj)
+        return
+    if depth <= 0:
+        return
+    kids: list = []
+    if isinstance(obj, functools.partial):
+        kids = [obj.func, *obj.args, *obj.keywords.values()]
+    elif isinstance(obj, (list, tuple)):
+        kids = list(obj[:256])
+    elif hasattr(obj, "sf_wrapped"):
+        kids = list(obj.sf_wrapped())
+    elif hasattr(obj, "__func__") and hasattr(obj, "__self__"):
+        kids = [obj.__self__, obj.__func__]
+    elif hasattr(obj, "__code__"):
+        kids = [c.cell_contents for c in (obj.__closure__ or ()) if _has_contents(c)]
+        g = getattr(obj, "__globals__", {})
+        kids += [g[n] for n in obj.__code__.co_names if n in g]
+    for k in kids:
+        if isinstance(k, Cell) or callable(k) or isinstance(k, (list, tuple)):
+            if not isinstance(k, type):
+                _reachable_cells(k, found, depth - 1)
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents
+        return True
+    except ValueError:   # an empty closure cell (a name not assigned yet)
+        return False
 
 
 def jit(fn: Callable | None = None, backend: str | None = None, *, function: Callable | None = None, **options):

@@ -130,6 +130,10 @@ class VmapFunction:
                             f"positional argument; got {in_axes!r}")
         self.__name__ = f"vmap_{getattr(self.fn, '__name__', type(self.fn).__name__)}"
 
+    def sf_wrapped(self) -> list:
+        """What the trace depends on (sf.jit reads the Cells' train flags from it)."""
+        return [self.fn] + (self.members or [])
+
     # -- inputs ----------------------------------------------------------------------------------------
     def _in_dims(self, args, kwargs) -> tuple[list, list, list[str]]:
         """Flattened leaves of (args, kwargs), their normalized axes, and their names."""
