@@ -36,7 +36,7 @@ Where sporeflow departs from MindSpore on purpose (mindspore-api.md section 4):
 - `strict_load=True` raises CheckpointError unless the names match exactly both ways (and no
   dtype conversion is needed); MindSpore's strict_load only controls dtype conversion.
 - A shape mismatch raises CheckpointError (a ValueError) naming the parameter and both shapes,
-  before any parameter is changed (MindSpore raises RuntimeError after loading some).
+  before any parameter is changed (MindSpore raises RuntimeError).
 - Encryption (enc_key / dec_key) is not supported and raises, instead of being half-supported.
 """
 from __future__ import annotations
