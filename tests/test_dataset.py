@@ -84,6 +84,12 @@ def test_map_columns():
     assert col(chained) == [1, 3, 5]
     with pytest.raises(ValueError, match="input column 'zz'"):
         d.map(lambda x: x, input_columns="zz")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['colum_order'\]"):
+        d.map(lambda x: x, colum_order=["a"])
+    reordered = d.map(lambda a: a * 2, input_columns="a", column_order=["c", "a"])
+    assert reordered.get_col_names() == ["c", "a"] and rows(reordered, num_epochs=1)[1] == (101, 2)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        d.batch(2, pad_infos=None)
     bad = d.map(lambda a: (a, a), input_columns=["a"])
     with pytest.raises(DatasetError, match="returned 2 column"):
         list(bad)

@@ -55,6 +55,13 @@ def to_array(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _check_kwargs(op: str, kwargs: dict, accepted: set) -> None:
+    """Options MindSpore has that only tune its worker processes are accepted; others raise."""
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise TypeError(f"{op}() got unexpected keyword argument(s) {unknown}")
+
+
 class BatchInfo:
     """Passed to a callable batch_size and to per_batch_map (MindSpore's BatchInfo)."""
 
@@ -95,13 +102,20 @@ class Dataset:
         """Apply `operations` (a callable or a list, applied in order) to `input_columns` (default:
         the first column); the results become `output_columns` (default: input_columns), placed
         where the first input column was. num_parallel_workers/python_multiprocessing are accepted
-        and ignored: the pipeline runs in one background thread."""
-        return MapDataset(self, operations, input_columns, output_columns)
+        and ignored: the pipeline runs in one background thread. column_order (MindSpore 1.x)
+        selects and orders the columns afterwards."""
+        column_order = kwargs.pop("column_order", None)
+        _check_kwargs("map", kwargs, {"max_rowsize", "offload"})
+        if callbacks is not None:
+            raise NotImplementedError("map(callbacks=...) is not supported by sporeflow")
+        out = MapDataset(self, operations, input_columns, output_columns)
+        return out.project(column_order) if column_order is not None else out
 
     def batch(self, batch_size, drop_remainder: bool = False, num_parallel_workers=None, per_batch_map=None,
               input_columns=None, output_columns=None, pad_info=None, **kwargs) -> "Dataset":
         """Stack `batch_size` consecutive rows per column (np.stack); every row of a column must
         have the same shape, else DatasetError names the row, the column and both shapes."""
+        _check_kwargs("batch", kwargs, {"python_multiprocessing", "max_rowsize"})
         return BatchDataset(self, batch_size, drop_remainder, per_batch_map, input_columns, output_columns, pad_info)
 
     def shuffle(self, buffer_size: int) -> "Dataset":

@@ -155,6 +155,12 @@ class GeneratorDataset(SourceDataset):
     def __init__(self, source, column_names=None, column_types=None, schema=None, num_samples=None,
                  num_parallel_workers=1, shuffle=None, sampler=None, num_shards=None, shard_id=None,
                  python_multiprocessing=True, max_rowsize=None, **kwargs):
+        for k in ("batch_sampler", "collate_fn"):
+            if kwargs.pop(k, None) is not None:
+                raise NotImplementedError(f"GeneratorDataset: {k}= is not supported by sporeflow; use .batch() "
+                                          "(with per_batch_map to combine rows your own way)")
+        if kwargs:
+            raise TypeError(f"GeneratorDataset got unexpected keyword argument(s) {sorted(kwargs)}")
         names = _as_list(column_names, "GeneratorDataset: column_names")
         if schema is not None:
             raise NotImplementedError("GeneratorDataset: schema= is not supported by sporeflow; pass column_names")
