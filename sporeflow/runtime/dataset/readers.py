@@ -35,7 +35,9 @@ def _usage(usage, name: str) -> str:
     return usage
 
 
-def _check_dir(dataset_dir, name: str) -> str:
+def _check_dir(dataset_dir, name: str, cache=None) -> str:
+    if cache is not None:
+        raise NotImplementedError(f"{name}: cache= (MindSpore's cache server) is not supported by sporeflow")
     if not isinstance(dataset_dir, (str, os.PathLike)):
         raise TypeError(f"{name}: dataset_dir must be a path, got {type(dataset_dir).__name__}")
     d = os.fspath(dataset_dir)
@@ -102,7 +104,7 @@ class MnistDataset(SourceDataset):
 
     def __init__(self, dataset_dir, usage=None, num_samples=None, num_parallel_workers=None, shuffle=None,
                  sampler=None, num_shards=None, shard_id=None, cache=None):
-        d = _check_dir(dataset_dir, self._name)
+        d = _check_dir(dataset_dir, self._name, cache)
         usage = _usage(usage, self._name)
         images, labels = [], []
         for part in (("train", "test") if usage == "all" else (usage,)):
@@ -168,7 +170,7 @@ class Cifar10Dataset(SourceDataset):
 
     def __init__(self, dataset_dir, usage=None, num_samples=None, num_parallel_workers=None, shuffle=None,
                  sampler=None, num_shards=None, shard_id=None, cache=None):
-        d = _check_dir(dataset_dir, self._name)
+        d = _check_dir(dataset_dir, self._name, cache)
         usage = _usage(usage, self._name)
         files = []
         if usage in ("train", "all"):
