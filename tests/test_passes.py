@@ -99,6 +99,21 @@ def test_lossy_cast_chain_is_kept():
     assert ops_of(run_pipeline(b.finish([y]), ["simplify"])).count("cast") == 2
 
 
+def test_cast_chains_fold_only_when_exact():
+    b = GraphBuilder("g")
+    k = b.add_input(TensorType((4,), D.int8))
+    x = b.add_input(TensorType((4,), D.float16))
+    wrap = b.emit("cast", [b.emit("cast", [k], {"dtype": D.float32})[0]], {"dtype": D.uint8})[0]  # saturates
+    widen = b.emit("cast", [b.emit("cast", [k], {"dtype": D.int32})[0]], {"dtype": D.uint8})[0]   # wraps: exact
+    back = b.emit("cast", [b.emit("cast", [x], {"dtype": D.float64})[0]], {"dtype": D.bfloat16})[0]
+    g = b.finish([wrap, widen, back])
+    s = run_pipeline(g, ["simplify"], verify_each=True)
+    assert ops_of(s).count("cast") == 4
+    args = [np.array([-5, 127, -128, 3], np.int8), np.array([1.5, -0.0, np.nan, 6e4], np.float16)]
+    for a, r in zip(ir.run_graph(g, args), ir.run_graph(s, args)):
+        np.testing.assert_array_equal(a, r)
+
+
 def test_folding_keeps_constants_small():
     b = GraphBuilder("g")
     c = const(b, 2.0, D.float32)

@@ -192,7 +192,11 @@ def _algebraic(node: Node, rb: Rebuilder):
     if op == "cast":
         if ins[0].dtype is node.outputs[0].dtype:
             return [ins[0]]
-        if p is not None and p.op == "cast" and _lossless(p.inputs[0].dtype, p.outputs[0].dtype):
+        src, mid, dst = (p.inputs[0].dtype, p.outputs[0].dtype, node.outputs[0].dtype) if p is not None \
+            and p.op == "cast" else (None, None, None)
+        # int -> float -> int saturates where a direct int -> int cast wraps: not the same cast
+        through_float = src is not None and src.is_int and mid.is_float and dst.is_int
+        if p is not None and p.op == "cast" and _lossless(src, mid) and not through_float:
             if p.inputs[0].dtype is node.outputs[0].dtype:
                 return [p.inputs[0]]
             return rb.emit("cast", [p.inputs[0]], {"dtype": node.attrs["dtype"]}, node)
