@@ -210,3 +210,39 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
         assert np.array_equal(a[k], b[k]), k
     assert np.array_equal(full.train_network.optimizer.global_step.asnumpy(),
                           resumed.train_network.optimizer.global_step.asnumpy())
+
+
+def test_partial_batch_recompile_is_reported_once():
+    model, _, _ = make_model()
+    r = np.random.default_rng(0)
+    ds = ListDataset([(r.standard_normal((4, 6)).astype(np.float32), r.integers(0, 3, 4).astype(np.int32)),
+                      (r.standard_normal((3, 6)).astype(np.float32), r.integers(0, 3, 3).astype(np.int32))])
+    with pytest.warns(RuntimeWarning, match=r"compiled again \(tensor types changed.*drop_remainder=True") as rec:
+        model.train(3, ds)
+    assert len([w for w in rec if "compiled again" in str(w.message)]) == 1
+
+
+def test_build_precompiles_without_changing_parameters():
+    model, net, opt = make_model()
+    before = _state(net)
+    with pytest.raises(NotImplementedError, match="sink_mode=True"):
+        model.build(make_data(1))
+    model.build(make_data(2), make_data(1, seed=1), sink_mode=False)
+    assert all(np.array_equal(before[k], v) for k, v in _state(net).items())
+    step = model._compiled(model.train_network)
+    assert step.cache_size() == 1
+    model.fit(1, make_data(2), make_data(1, seed=1))
+    assert step.trace_count == 1                                      # the built graph was reused
+
+
+def test_llvm_backend_trains_like_the_interpreter():
+    """The same Model.train on device_target='CPU' (LLVM) and on the interpreter."""
+    pytest.importorskip("sporeflow.backends.llvm", reason="the LLVM backend is not importable")
+    results = []
+    for device in ("INTERP", "CPU"):
+        sf.set_context(device_target=device)
+        model, net, _ = make_model()
+        model.train(2, make_data(3))
+        results.append(_state(net))
+    for k in results[0]:
+        np.testing.assert_allclose(results[1][k], results[0][k], rtol=2e-4, atol=2e-5, err_msg=k)

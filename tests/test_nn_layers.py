@@ -289,3 +289,15 @@ def test_loss_gradients(rng):
     np.testing.assert_allclose(g, (p - np.eye(4)[labels]) / 3, rtol=1e-4, atol=1e-6)
     a, b = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(sf.grad(lambda u: nn.MSELoss()(u, T(b)))(T(a)).asnumpy(), 2 * (a - b) / 6, rtol=1e-5)
+
+
+def test_embedding_and_activation_gradients(rng):
+    emb = nn.Embedding(5, 3)
+    ids = sf.Tensor(np.array([[1, 4], [1, 0]], np.int32))
+    r = rng.standard_normal((2, 2, 3)).astype(np.float32)
+    (g,) = sf.grad(lambda: (emb(ids) * T(r)).sum(), None, [emb.embedding_table])()
+    want = np.zeros((5, 3), np.float32)
+    np.add.at(want, ids.asnumpy().reshape(-1), r.reshape(-1, 3))
+    np.testing.assert_allclose(g.asnumpy(), want, rtol=1e-6)
+    for cell in (nn.ReLU(), nn.Tanh(), nn.Softmax(), nn.Dropout(p=0.5)):
+        _fd_check(cell, rng.standard_normal((3, 4)).astype(np.float32) + 0.05, rng)

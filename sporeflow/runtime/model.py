@@ -9,6 +9,7 @@ falls back (dataset sink mode on CPU), sporeflow raises until loop sinking lands
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -64,6 +65,7 @@ class Model:
         self._predict_network = network
         self._jits: dict[int, JitFunction] = {}
         self._eval_losses: list[float] = []
+        self._warned_recompile = False
 
     # -- networks ---------------------------------------------------------------------------------
     def _build_train_network(self) -> Cell:
@@ -254,6 +256,7 @@ class Model:
         manager = CallbackManager(cbs)
         eval_manager = CallbackManager([c for c in cbs if not is_internal(c)])
         step = self._compiled(self._train_network)
+        graphs_before = step.cache_size()
         with _entered(cbs):
             manager.on_train_begin(run_context)
             for e in range(initial_epoch, epoch):
@@ -268,6 +271,11 @@ class Model:
                     manager.on_train_step_end(run_context)
                     if run_context.get_stop_requested():
                         break
+                if step.cache_size() > max(graphs_before, 1) and not self._warned_recompile:
+                    self._warned_recompile = True
+                    warnings.warn(f"Model: the train step was compiled again ({step.last_retrace_reason}); each new "
+                                  "batch shape compiles a new graph. A last partial batch is the usual cause: "
+                                  "batch(..., drop_remainder=True) avoids it.", RuntimeWarning, stacklevel=3)
                 if valid_dataset is not None and self._should_eval(cb.cur_epoch_num, valid_frequency):
                     self._eval_during_train(valid_dataset, eval_manager, cb)
                 manager.on_train_epoch_end(run_context)
