@@ -13,7 +13,7 @@ import numpy as np
 from ..dtypes import bool_
 from ..graph import Graph, Value
 from ..registry import Kind, def_op, get_op
-from ..types import TensorType
+from ..types import Attrs, TensorType
 from .common import fail, lax
 from . import batching_control as BC
 
@@ -181,8 +181,7 @@ def _while_vjp(ins, outs, douts, cond_graph, body_graph):
             "while_loop: reverse-mode differentiation (grad/vjp/jacrev) needs a trip count known at "
             "compile time, but this loop's condition depends on traced data. Use ops.ForiLoop or ops.Scan "
             "(static trip count), or forward mode (sf.jvp / sf.jacfwd), which differentiates any while_loop.")
-    body = Graph(body_graph.name, body_graph.inputs, body_graph.nodes, body_graph.outputs)
-    return _scan_vjp(ins, outs, douts, body=body, num_carry=len(ins), length=n, reverse=False)
+    return _scan_vjp(ins, outs, douts, body=body_graph, num_carry=len(ins), length=n, reverse=False)
 
 
 while_loop = def_op("while_loop", infer=_while_infer, impl=_while_impl, kind=Kind.OPAQUE, compute_in_f32=False,
@@ -217,22 +216,27 @@ def _scan_impl(*args, body, num_carry, length, reverse):
     return carry + stacked
 
 
-def _record_in_place(outs, body, rec):
+def _record_in_place(outs, body, rec, length):
     """When `outs` come from a scan node just emitted into the current trace (the autodiff pass
     replays the forward graph before calling rules), give that node the recording body and the
-    extra outputs in place, so the forward loop runs once. Returns the new outputs' Tracers, or
-    None when the producer is not such a node (e.g. a while_loop turned into a scan)."""
+    extra outputs in place, so the forward loop runs once. A while_loop with a static trip count
+    becomes that scan. Returns the new outputs' Tracers, or None when the producer is not such
+    a node."""
     from ...frontend.tensor import Tracer
     from ...frontend.tracer import current_trace
     tr = current_trace()
     node = outs[0]._value.producer if outs and isinstance(outs[0], Tracer) else None
-    if (tr is None or node is None or node.op != "scan" or node.attrs["body"] is not body
-            or outs[0]._trace is not tr or [o._value for o in outs] != node.outputs
+    if (tr is None or node is None or outs[0]._trace is not tr or [o._value for o in outs] != node.outputs
             or not any(n is node for n in reversed(tr.builder.nodes))):
         return None
-    attrs = node.attrs.replace(body=rec)
+    if node.op == "scan" and node.attrs["body"] is body:
+        attrs = node.attrs.replace(body=rec)
+    elif node.op == "while_loop" and node.attrs["body_graph"] is body:
+        attrs = Attrs(body=rec, num_carry=len(node.inputs), length=length, reverse=False)
+    else:
+        return None
     types = get_op("scan").infer_types([v.type for v in node.inputs], attrs)
-    node.attrs = attrs
+    node.op, node.attrs = "scan", attrs
     extra = [Value(t, "", node, i) for i, t in enumerate(types) if i >= len(node.outputs)]
     node.outputs.extend(extra)
     return [Tracer(tr, v) for v in extra]
@@ -251,7 +255,7 @@ def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
     fixed = [i for i in range(nc) if body.outputs[i] is body.inputs[i]]
     moving = [i for i in range(nc) if i not in fixed]
     rec = Graph(body.name + "_rec", body.inputs, body.nodes, body.outputs + [body.inputs[i] for i in moving])
-    carries_t = _record_in_place(outs, body, rec)
+    carries_t = _record_in_place(outs, body, rec, length)
     if carries_t is None:
         stacked = lax.multi("scan", *carry, *xs, body=rec, num_carry=nc, length=length, reverse=reverse)
         carries_t = stacked[len(body.outputs):]
