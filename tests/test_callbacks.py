@@ -7,9 +7,7 @@ import re
 import numpy as np
 import pytest
 
-import sporeflow as sf
-from sporeflow import nn
-from sporeflow.train import (CheckpointConfig, EarlyStopping, History, LambdaCallback, LossMonitor, Model,
+from sporeflow.train import (CheckpointConfig, EarlyStopping, History, LambdaCallback, LossMonitor,
                              ModelCheckpoint, ProgressBar, ReduceLROnPlateau, RunContext, TimeMonitor,
                              load_checkpoint)
 from sporeflow.train import InternalCallbackParam

@@ -1,7 +1,5 @@
 """MLP and CNN on the packaged UCI digits converge through Model.fit (held-out stratified split):
 MLP >= 96%, CNN >= 97%. Small enough for CI on the interpreter (a few seconds each)."""
-import numpy as np
-
 import sporeflow as sf
 from sporeflow import dataset as ds, nn
 from sporeflow.train import Accuracy, Model

@@ -1,7 +1,6 @@
 """Model: callback order and counters (mindspore-api.md section 1), argument validation, metric
 routing, one compiled train step, checkpoint resume bit-exactness."""
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -64,7 +63,8 @@ def test_fit_callback_order_and_counters_equal_mindspore_trace():
     model.fit(2, make_data(7), make_data(3, seed=1), callbacks=[rec])
     want = [("train_begin", None, 0, 7, 2, "train"), ("train_epoch_begin", 1, 0, 7, 2, "train")]
     want += [("train_step_end", 1, s, 7, 2, "train") for s in range(1, 8)]
-    want += [("eval_begin", 1, 0, 3, 2, "eval"), ("eval_end", 1, 3, 3, 2, "eval"), ("train_epoch_end", 1, 7, 7, 2, "train"),
+    want += [("eval_begin", 1, 0, 3, 2, "eval"), ("eval_end", 1, 3, 3, 2, "eval"),
+             ("train_epoch_end", 1, 7, 7, 2, "train"),
              ("train_epoch_begin", 2, 7, 7, 2, "train")]
     want += [("train_step_end", 2, s, 7, 2, "train") for s in range(8, 15)]
     want += [("eval_begin", 2, 0, 3, 2, "eval"), ("eval_end", 2, 3, 3, 2, "eval"),

@@ -38,7 +38,8 @@ class Model:
         from .metrics import get_metrics
         unknown = set(kwargs) - set(_ALLOWED_KWARGS)
         if unknown:
-            raise ValueError(f"Model: unsupported keyword arguments {sorted(unknown)}; allowed: {list(_ALLOWED_KWARGS)}")
+            raise ValueError(f"Model: unsupported keyword arguments {sorted(unknown)}; "
+                             f"allowed: {list(_ALLOWED_KWARGS)}")
         if amp_level not in ("O0", "O1", "O2", "O3", "auto"):
             raise ValueError(f"Model: amp_level must be 'O0', 'O1', 'O2', 'O3' or 'auto', got {amp_level!r}")
         if amp_level != "O0":
@@ -135,8 +136,8 @@ class Model:
             elif not isinstance(row, (tuple, list)):
                 row = (row,)
             if need_two and len(row) != 2:
-                raise ValueError(f"Model: with loss_fn set, each dataset row must have exactly 2 columns (data, label); "
-                                 f"got {len(row)}. Without loss_fn, all columns go to the network.")
+                raise ValueError(f"Model: with loss_fn set, each dataset row must have exactly 2 columns "
+                                 f"(data, label); got {len(row)}. Without loss_fn, all columns go to the network.")
             yield tuple(x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in row)
 
     # -- argument checks -----------------------------------------------------------------------------

@@ -9,8 +9,6 @@ network holds it and resuming is exact.
 from __future__ import annotations
 
 import numbers
-from typing import Any
-
 import numpy as np
 
 from ....ir import dtypes as D
@@ -116,7 +114,8 @@ class Optimizer(Cell):
                 raise TypeError("parameter groups must all be dicts")
             unknown = set(g) - _GROUP_KEYS
             if unknown:
-                raise ValueError(f"parameter group {gi}: unknown keys {sorted(unknown)}; allowed: {sorted(_GROUP_KEYS)}")
+                raise ValueError(f"parameter group {gi}: unknown keys {sorted(unknown)}; "
+                                 f"allowed: {sorted(_GROUP_KEYS)}")
             if g.get("grad_centralization"):
                 raise ValueError("parameter groups: grad_centralization is not supported yet")
             if "order_params" in g:
@@ -219,6 +218,3 @@ class Optimizer(Cell):
     def extend_repr(self) -> str:
         return f"n_params={len(self.parameters)}"
 
-
-def opt_args(**kw) -> dict[str, Any]:
-    return kw
