@@ -57,6 +57,14 @@ class GraphFn:
         # issue 5: buffers from the memory planner (liveness reuse, in-place, donated inputs)
         self.plan = plan_memory(g, donate)
         self.buf_off: dict[int, int] = {}
+        # a graph output is produced straight into the caller's output buffer (no arena slot,
+        # no copy at the end); repeated outputs and passthrough inputs are still copied
+        self.direct: dict[int, int] = {}
+        self.direct_ptr: dict[int, str] = {}
+        in_ids = {id(v) for v in g.inputs}
+        for i, v in enumerate(g.outputs):
+            if id(v) not in self.direct and id(v) not in in_ids and i not in self.plan.donated:
+                self.direct[id(v)] = i
         self.b = FnBuilder(name, f"void @{name}(ptr noalias %ins, ptr noalias %outs, ptr noalias %arena) #0",
                            cg.mod)
         self.ptrs: dict[int, str] = {}
@@ -86,6 +94,9 @@ class GraphFn:
         for i, v in enumerate(self.g.outputs):
             if i in self.plan.donated:      # already in the caller's (donated) input buffer
                 continue
+            if self.direct.get(id(v)) == i and self.ptrs.get(id(v)) == self.direct_ptr.get(id(v)):
+                continue                     # produced in place (see __init__); a rule that
+                                             # re-pointed its result (custom_vjp) is copied
             dst = b.load("ptr", "%outs", i)
             b.memcpy(dst, self.ptr(v), nbytes(v))
         self.cg.mod.functions.append(b.render())
@@ -93,6 +104,10 @@ class GraphFn:
     def _planned(self, v: Value) -> str:
         """The value's buffer: a planned (reused) arena slot, a donated input, or a new slot
         for values the planner does not see (nested bodies lowered inline)."""
+        if id(v) in self.direct:
+            p = self.b.load("ptr", "%outs", self.direct[id(v)])
+            self.direct_ptr[id(v)] = p
+            return p
         buf = self.plan.buffer_of.get(id(v))
         if buf is None:
             return self.b.gep("i8", "%arena", self.cg.alloc(nbytes(v)))
