@@ -1,7 +1,8 @@
 """Random programs (elementwise, broadcasting, reductions, shape ops, matmul, cond, while_loop,
 scan) compiled by LLVM equal the interpreter; one compile per hypothesis example.
 Tolerance: float32 programs compound a few ulps per transcendental op and reorder sums, so
-results are compared with rtol 1e-4 and atol 1e-4 * (1 + magnitude of the values)."""
+results are compared with rtol 1e-4 and atol 1e-4 * (1 + magnitude of the values); float64
+programs with 1e-11."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,8 @@ M, N = 3, 4
 F32 = D.float32
 
 
-def _const(b, v, dt=F32):
-    return b.emit("constant", [], {"value": ConstValue.of(np.asarray(v), dt)})[0]
+def _const(b, v, dt=None):
+    return b.emit("constant", [], {"value": ConstValue.of(np.asarray(v), dt or F32)})[0]
 
 
 def _sub_unary(name, op, t):
@@ -27,6 +28,8 @@ def _sub_unary(name, op, t):
 
 @st.composite
 def programs(draw):
+    global F32
+    F32 = draw(st.sampled_from([D.float32, D.float32, D.float64]))   # (the program's float dtype)
     b = GraphBuilder("prog")
     full = [b.add_input(TensorType((M, N), F32)) for _ in range(2)]
     vals = list(full) + [b.add_input(TensorType((1, N), F32))]
@@ -87,7 +90,8 @@ def programs(draw):
 def test_random_programs_match_interpreter(g, seed):
     verify(g)
     rng = np.random.default_rng(seed)
-    args = [rng.normal(0, 1.5, size=v.shape).astype(np.float32) for v in g.inputs]
+    dt = g.inputs[0].dtype
+    args = [rng.normal(0, 1.5, size=v.shape).astype(dt.storage) for v in g.inputs]
     args[0][0, 0] = [np.nan, np.inf, -0.0, 1e-40][seed % 4]
     got = get_backend("llvm").compile(g)(*args)
     ref = run_graph(g, args)
@@ -96,4 +100,5 @@ def test_random_programs_match_interpreter(g, seed):
         fin = np.isfinite(r)
         assert (np.isnan(x) == np.isnan(r)).all() and (x[np.isinf(r)] == r[np.isinf(r)]).all()
         scale = 1 + np.max(np.abs(r[fin]), initial=0)
-        np.testing.assert_allclose(x[fin], r[fin], rtol=1e-4, atol=1e-4 * scale)
+        tol = 1e-4 if dt is D.float32 else 1e-11
+        np.testing.assert_allclose(x[fin], r[fin], rtol=tol, atol=tol * scale)
