@@ -234,6 +234,8 @@ class _Emitter:
         self.b, self.plan, self.ptrs, self.body = b, plan, ptrs, body
         self.nodes = {id(n.outputs[0]): n for n in body.nodes if len(n.outputs) == 1}
         self.memo: dict[int, str] = {}
+        self.saved: dict[int, str] = {}     # id -> row buffer of a value materialized earlier
+        self.j: str | None = None           # the inner index while in a row pass
 
     def load(self, v: Value, idx: str) -> str:
         acc = self.plan.access[id(v)]
@@ -256,6 +258,8 @@ class _Emitter:
                 r = str(int(c))
         elif key in self.plan.access:
             r = self.load(v, index_of(self.plan.access[key].strides))
+        elif key in self.saved:
+            r = self.b.load(compute_ty(v.dtype), self.saved[key], self.j)
         else:
             n = self.nodes[key]
             args = [self.value(u, index_of) for u in n.inputs]
@@ -341,9 +345,13 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
     reds = [n for n in body.nodes if n.op in REDUCE_OPS]
     max_level = max(plan.level[id(v)] for v in body.outputs)
     outputs = [(k, v) for k, v in enumerate(body.outputs) if not (plan.master and v is plan.master.outputs[0])]
+    keep = _materialized(plan, body, inner)
 
     def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
         em = _Emitter(kb, plan, kptrs, body)
+        # expensive values a later pass needs again (softmax's exp) are kept in a row buffer
+        # on this thread's stack instead of being recomputed
+        bufs = {key: kb.alloca(compute_ty(v.dtype), "rowbuf", inner) for key, v in keep.items()}
         accs_slot = {id(n): kb.alloca("double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype), "acc")
                      for n in reds}
         part = {id(n): kb.alloca(compute_ty(n.outputs[0].dtype), "part") for n in reds if _is_fsum(n)}
@@ -361,7 +369,7 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                 row_memo.update({k: em.memo[k] for k in em.memo if k in plan.row_vals})
                 pass_reds = [n for n in reds if plan.level[id(n.inputs[0])] == p]
                 stores = [(k, v) for k, v in outputs if id(v) not in plan.row_vals and plan.level[id(v)] == p]
-                if not pass_reds and not stores:
+                if not pass_reds and not stores and not any(plan.level[key] == p for key in keep):
                     continue
                 for n in pass_reds:
                     kind = REDUCE_OPS[n.op]
@@ -377,6 +385,8 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                             kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])
                     with kb.loop(bend, "j", start=b0 if blocked else 0) as j:
                         em.memo = dict(row_memo)
+                        em.j = j
+                        em.saved = {key: bufs[key] for key in bufs if plan.level[key] < p}
 
                         def index_of(strides, j=j):
                             key = next(k for k, a in accs.items() if a.strides == strides)
@@ -384,6 +394,9 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                         for n in pass_reds:
                             x = em.value(n.inputs[0], index_of)
                             _accumulate(kb, n, x, part.get(id(n), accs_slot[id(n)]))
+                        for key, v in keep.items():
+                            if plan.level[key] == p:
+                                kb.store(compute_ty(v.dtype), em.value(v, index_of), bufs[key], j)
                         orow = kb.mul(row, out_row_st) if out_row_st else "0"
                         for k, v in stores:
                             _store(kb, v, em.value(v, index_of), kptrs[n_in + k], kb.add(orow, j))
@@ -471,6 +484,46 @@ def _emit_col(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
 
     emit_parallel_for(fx, node.attrs["name"], ptrs, cols, body_fn, rows * cols * _cost(body))
     return True
+
+
+MAX_ROW_BUFFER = 16384     # elements; a row buffer lives on the kernel's stack (64 KiB in f32)
+_HEAVY = ("exp", "log", "tanh", "sin", "cos", "erf", "pow", "div", "sqrt", "rsqrt")
+
+
+def _materialized(plan: _Plan, body: Graph, inner: int) -> dict[int, Value]:
+    """Full values computed in one pass, used by a later one, and costly to recompute."""
+    if inner > MAX_ROW_BUFFER:
+        return {}
+    later_use: set[int] = set()
+    for n in body.nodes:
+        if n.op in REDUCE_OPS or not n.outputs or id(n.outputs[0]) in plan.row_vals:
+            continue
+        lv = plan.level.get(id(n.outputs[0]), 0)
+        for u in n.inputs:
+            if plan.level.get(id(u), 0) < lv and id(u) not in plan.row_vals:
+                later_use.add(id(u))
+    out = {}
+    for n in body.nodes:
+        v = n.outputs[0] if len(n.outputs) == 1 else None
+        if v is None or id(v) not in later_use or id(v) in plan.access or id(v) in plan.consts:
+            continue
+        if _cone_has_heavy(n, plan):
+            out[id(v)] = v
+    return out
+
+
+def _cone_has_heavy(n: Node, plan: _Plan) -> bool:
+    stack, seen = [n], set()
+    while stack:
+        m = stack.pop()
+        if m.op in _HEAVY:
+            return True
+        for u in m.inputs:
+            if u.producer is not None and id(u) not in plan.access and id(u) not in plan.row_vals \
+                    and id(u.producer) not in seen:
+                seen.add(id(u.producer))
+                stack.append(u.producer)
+    return False
 
 
 def _row_idx(kb, row, plan, strides, r):
