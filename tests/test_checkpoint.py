@@ -336,6 +336,8 @@ def test_mindspore_layout_slices_and_truncation(tmp_path):
     got = sf.load_checkpoint(str(p))
     np.testing.assert_array_equal(got["w"].asnumpy(), a.reshape(2, 3))
     assert got["s"].shape == ()  # dims [0] is a scalar
+    p.write_bytes(msg("e", [0], b""))
+    assert sf.load_checkpoint(str(p))["e"].shape == (0,)  # ... unless it has no data
     p.write_bytes(blob[:-3])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         sf.load_checkpoint(str(p))

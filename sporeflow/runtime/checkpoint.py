@@ -299,12 +299,12 @@ def _from_le(blob: bytes, start: int, dt: DType, shape: tuple) -> np.ndarray:
 def _read_ckpt(path: str, blob: bytes) -> tuple[list, dict]:
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"checkpoint '{path}' is corrupt or truncated: {why}; it was not loaded")
+    if blob[:1] == b"\n":  # protobuf field 1, length-delimited: MindSpore's layout
+        return _ms.read(path, blob)
     if len(blob) < _PREFIX.size + _DIGEST:
         raise bad(f"it has only {len(blob)} bytes")
     magic, version, hlen = _PREFIX.unpack_from(blob, 0)
     if magic != MAGIC:
-        if blob[:1] == b"\n":  # field 1, length-delimited: MindSpore's protobuf layout
-            return _ms.read(path, blob)
         raise CheckpointError(f"'{path}' is not a sporeflow checkpoint (bad magic {magic!r})")
     if version != VERSION:
         raise CheckpointError(f"'{path}' has checkpoint format version {version}; this sporeflow reads "

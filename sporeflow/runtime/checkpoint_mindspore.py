@@ -157,7 +157,8 @@ def read(path: str, blob: bytes) -> tuple[list, dict]:
             raise CheckpointError(f"MindSpore checkpoint '{path}': '{tag}' has type {ttype}, which has no sporeflow "
                                   f"dtype (supported: {sorted(_MS_NAMES.values())})")
         dt = _MS_TYPES[ttype]
-        shape = () if list(dims) == [0] else tuple(dims)
+        # dims [0] means a scalar; with no bytes it can only be an empty 1-d tensor (same dims)
+        shape = (() if data else (0,)) if list(dims) == [0] else tuple(dims)
         count = int(np.prod(shape, dtype=np.int64))
         if count * dt.storage.itemsize != len(data):
             raise bad(f"'{tag}' has {len(data)} bytes, but {ttype}{list(shape)} needs {count * dt.storage.itemsize}")
