@@ -277,3 +277,12 @@ def test_fuzzed_text_parses_or_raises_ir_parse_error(which, mutations):
         return
     printed = str(g)
     assert str(ir.parse(printed)) == printed
+
+
+def test_names_that_are_not_identifiers_print_as_stable_identifiers():
+    p = sf.Parameter(sf.Tensor([1.0]), name="0.loss_fn._backbone.conv1.weight")
+    q = sf.Parameter(sf.Tensor([1.0]), name="a-b c")
+    text = str(sf.jit(lambda x: x * p + q).trace(sf.Tensor([2.0])).graph)
+    assert text.startswith("graph @_lambda_(%arg0: f32[1], %_0.loss_fn._backbone.conv1.weight: f32[1], "
+                           "%a_b_c: f32[1]) -> (f32[1]) {")
+    assert str(ir.parse(text)) == text

@@ -76,11 +76,20 @@ def _collect_subgraphs(g: Graph, order: list[Graph], seen: set[int]) -> None:
                 order.append(sub)
 
 
+def ident(name: str, fallback: str) -> str:
+    """`name` as an IR identifier: other characters become '_', a leading digit gets '_' in front
+    (CellList parameters are named "0.weight"); idempotent, so printing parsed text is stable."""
+    if not name:
+        return fallback
+    s = re.sub(r"[^A-Za-z0-9_.]", "_", name)
+    return s if _IDENT.match(s) else "_" + s
+
+
 def _graph_names(graphs: list[Graph]) -> dict[int, str]:
     names: dict[int, str] = {}
     used: set[str] = set()
     for g in graphs:
-        base = g.name if _IDENT.match(g.name or "") else "graph"
+        base = ident(g.name or "", "graph")
         name, k = base, 1
         while name in used:
             name, k = f"{base}_{k}", k + 1
@@ -94,7 +103,7 @@ def _print_one(g: Graph, gname: str, gnames: dict[int, str], lines: list[str]) -
     used: set[str] = set()
     params = []
     for i, v in enumerate(g.inputs):
-        base = v.name if v.name and _IDENT.match(v.name) and not v.name[0].isdigit() else f"arg{i}"
+        base = ident(v.name, f"arg{i}")
         name, k = base, 1
         while name in used:
             name, k = f"{base}_{k}", k + 1
