@@ -20,6 +20,8 @@ _sys.modules[__name__ + ".nn"] = nn   # `import sporeflow.nn as nn` works like m
 from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
 from . import dataset  # noqa: F401
 from . import train  # noqa: F401
+from .train import (Callback, CheckpointConfig, EarlyStopping, History, LambdaCallback,  # noqa: F401,E402
+                    LossMonitor, Model, ModelCheckpoint, ReduceLROnPlateau, RunContext, TimeMonitor)
 
 from . import common  # noqa: F401,E402
 from . import numpy  # noqa: F401,E402  (sporeflow.numpy, MindSpore's mindspore.numpy)
