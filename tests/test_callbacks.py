@@ -110,3 +110,14 @@ def test_progress_bar_plain_lines_when_not_a_terminal():
     live = io.StringIO()
     model.train(1, make_data(2, seed=2), callbacks=[ProgressBar(stream=live, live=True)])
     assert live.getvalue().count("\r") == 3 and live.getvalue().endswith("\n")
+
+
+def test_model_checkpoint_by_seconds(tmp_path, monkeypatch):
+    import sporeflow.runtime.callback_checkpoint as cc
+    clock = iter(range(0, 1000, 4))                    # every call advances 4 "seconds"
+    monkeypatch.setattr(cc.time, "time", lambda: next(clock))
+    cfg = CheckpointConfig(save_checkpoint_steps=None, save_checkpoint_seconds=10, keep_checkpoint_max=0)
+    model, _, _ = make_model()
+    model.train(1, make_data(6), callbacks=[ModelCheckpoint("s", str(tmp_path), cfg)])
+    saved = sorted(os.listdir(tmp_path))
+    assert 1 < len(saved) < 6 and "s-1_6.ckpt" in saved            # some steps by time, and the final step

@@ -14,7 +14,7 @@ import numpy as np
 from ....ir import dtypes as D
 from ... import functional as F
 from ...cell import Cell
-from ...tensor import Parameter, Tensor
+from ...tensor import Parameter, ParameterTuple, Tensor
 from ..learning_rate_schedule import LearningRateSchedule
 
 _GROUP_KEYS = {"params", "lr", "weight_decay", "grad_centralization", "order_params"}
@@ -70,7 +70,7 @@ class Optimizer(Cell):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"{type(self).__name__}: parameter names must be unique, duplicated: {sorted(dup)}")
-        self.parameters = tuple(params)
+        self.parameters = ParameterTuple(params)
         self._lr_index = lrs
         self._weight_decay = wds
         self.weight_decay = wds[0] if not self.is_group else tuple(wds)
@@ -156,7 +156,7 @@ class Optimizer(Cell):
             s = Parameter(arr, name=f"{prefix}.{p.name}", requires_grad=False)
             self._params[f"{prefix}.{i}"] = s
             out.append(s)
-        return tuple(out)
+        return ParameterTuple(out)
 
     def _scalar(self, attr: str, value: float) -> Parameter:
         p = Parameter(np.asarray(value, np.float32), name=attr, requires_grad=False)
