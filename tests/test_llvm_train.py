@@ -85,3 +85,20 @@ def test_per_sample_grads_llvm_equal_interp(make_net, xshape, ncls, rng):
     for g, w, p in zip(got, want, params):
         assert g.shape == (xshape[0],) + p.shape
         np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("ret", ["scaled", "same", "other"])
+def test_parameter_update_that_is_also_returned(ret):
+    """A donated update that is also a user output (after simplify, `p * 1.0` is the update
+    itself) is written into the Parameter and into the returned array."""
+    p = sf.Parameter(T(np.zeros(3, np.float32)), name="acc")
+
+    @sf.jit(backend="llvm")
+    def step(x):
+        ops.assign_add(p, x)
+        return {"scaled": lambda: p * 1.0, "same": lambda: p + 0.0 * x, "other": lambda: p * 2.0}[ret]()
+
+    for k in (1, 2):
+        out = step(T(np.ones(3, np.float32)))
+        np.testing.assert_array_equal(p.asnumpy(), [k] * 3)
+        np.testing.assert_array_equal(out.asnumpy(), [k * (2 if ret == "other" else 1)] * 3)

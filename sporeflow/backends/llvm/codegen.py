@@ -62,6 +62,9 @@ class GraphFn:
         self.direct: dict[int, int] = {}
         self.direct_ptr: dict[int, str] = {}
         in_ids = {id(v) for v in g.inputs}
+        # a value that is also a donated output lives in the donated input's buffer (the same
+        # value may be a user output too, e.g. `return p * 1.0` simplified to the update)
+        in_ids |= {id(g.outputs[j]) for j in self.plan.donated}
         for i, v in enumerate(g.outputs):
             if id(v) not in self.direct and id(v) not in in_ids and i not in self.plan.donated:
                 self.direct[id(v)] = i
