@@ -119,3 +119,10 @@ def test_bf16_and_f16_storage_round_like_the_interpreter():
     args = [D.from_compute(vals, D.float16), D.from_compute(vals, D.bfloat16)]
     for a, r in zip(get_backend("llvm").compile(g)(*args), run_graph(g, args)):
         np.testing.assert_array_equal(a, r)
+
+
+def test_unresolvable_external_is_a_clear_error_not_a_crash():
+    from sporeflow.backends.llvm.jit import check_symbols
+    check_symbols("declare double @sin(double)\ndeclare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)\n")
+    with pytest.raises(BackendError, match="no_such_function_sf"):
+        check_symbols("declare void @no_such_function_sf(ptr)\n")

@@ -30,7 +30,7 @@ class LLVMExecutable:
         t1 = time.perf_counter()
         obj, stats = jit.compile_object(self.source)
         t2 = time.perf_counter()
-        self._loaded = jit.Loaded(obj)
+        self._loaded = jit.Loaded(obj, self.source)
         self._fn = _ENTRY(self._loaded.address(self.entry))
         t3 = time.perf_counter()
         self._arena = np.empty(max(self.arena_bytes, 64), np.uint8)

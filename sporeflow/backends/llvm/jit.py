@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -140,10 +141,28 @@ def compile_object(ir_text: str) -> tuple[bytes, dict]:
         return obj, stats
 
 
+_DECL = re.compile(r"^declare [^@]*@([A-Za-z_$][\w.$]*)\(", re.M)
+
+
+def check_symbols(ir_text: str) -> None:
+    """Every external function the module calls must resolve before its code is loaded: MCJIT
+    would otherwise bind an unresolved call to address 0 and the first call would crash."""
+    import ctypes
+    proc = ctypes.CDLL(None)
+    missing = [n for n in dict.fromkeys(_DECL.findall(ir_text)) if not n.startswith("llvm.")
+               and not llvm.address_of_symbol(n) and not hasattr(proc, n)]
+    if missing:
+        from ...errors import BackendError
+        raise BackendError(f"llvm backend: external function(s) {missing} cannot be resolved in this process "
+                           "(a library the generated code calls is not loaded)")
+
+
 class Loaded:
     """An MCJIT engine holding one object file; keep it alive while its functions are used."""
 
-    def __init__(self, obj: bytes):
+    def __init__(self, obj: bytes, ir_text: str | None = None):
+        if ir_text is not None:
+            check_symbols(ir_text)
         with _lock:
             backing = llvm.parse_assembly("")
             backing.triple = llvm.get_process_triple()

@@ -37,6 +37,8 @@ def _bits_infer(ts, attrs):
     check_arity(ts, 1)
     if ts[0].dtype is not uint32 or ts[0].shape != (2,):
         fail("key must be u32[2]", ts)
+    if min(attrs["shape"], default=0) < 0:
+        fail(f"shape {attrs['shape']} has a negative dimension", ts)
     return TensorType(tuple(attrs["shape"]), uint32)
 
 

@@ -44,7 +44,7 @@ transpose = def_op("transpose", infer=_transpose_infer, impl=lambda x, perm: np.
 def _broadcast_infer(ts, attrs):
     check_arity(ts, 1)
     shape, src = tuple(attrs["shape"]), ts[0].shape
-    if len(src) > len(shape) or any(s not in (1, d) for s, d in zip(src[::-1], shape[::-1])):
+    if len(src) > len(shape) or min(shape, default=0) < 0 or any(s not in (1, d) for s, d in zip(src[::-1], shape[::-1])):
         fail(f"cannot broadcast to {shape}", ts)
     return TensorType(shape, ts[0].dtype)
 
@@ -155,8 +155,8 @@ concatenate = def_op("concatenate", infer=_concat_infer, impl=lambda *xs, axis: 
 
 def _rev_infer(ts, attrs):
     check_arity(ts, 1)
-    if any(not 0 <= a < ts[0].ndim for a in attrs["axes"]):
-        fail(f"axes {attrs['axes']} out of range", ts)
+    if any(not 0 <= a < ts[0].ndim for a in attrs["axes"]) or len(set(attrs["axes"])) != len(attrs["axes"]):
+        fail(f"axes {attrs['axes']} must be distinct and in range", ts)
     return ts[0]
 
 
@@ -173,6 +173,8 @@ def _take_infer(ts, attrs):
     ax = attrs["axis"]
     if not 0 <= ax < x.ndim:
         fail(f"axis {ax} out of range", ts)
+    if x.shape[ax] == 0 and idx.size:
+        fail(f"cannot gather from axis {ax} of size 0", ts)
     return TensorType(x.shape[:ax] + idx.shape + x.shape[ax + 1:], x.dtype)
 
 
@@ -192,6 +194,8 @@ def _scatter_add_infer(ts, attrs):
     if not 0 <= ax < x.ndim:
         fail(f"axis {ax} out of range", ts)
     want = x.shape[:ax] + idx.shape + x.shape[ax + 1:]
+    if x.shape[ax] == 0 and idx.size:
+        fail(f"cannot scatter into axis {ax} of size 0", ts)
     if upd.shape != want or upd.dtype is not x.dtype:
         fail(f"updates must be {x.dtype.short}{list(want)}", ts)
     return x
