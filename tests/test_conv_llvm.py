@@ -17,10 +17,10 @@ def convs(draw):
     cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     s = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    d = (draw(st.integers(1, 2)), 1)
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     p = tuple(draw(st.integers(0, 2)) for _ in range(4))
     h = draw(st.integers(d[0] * (kh - 1) + 1, 8))
-    w = draw(st.integers(kw, 8))
+    w = draw(st.integers(d[1] * (kw - 1) + 1, 8))
     n = draw(st.integers(1, 3))
     dt = draw(st.sampled_from([float32, float64]))
     return (n, cg * g, h, w), (og * g, cg, kh, kw), dict(stride=s, padding=p, dilation=d, groups=g), dt
@@ -39,3 +39,17 @@ def test_conv2d_blas_equals_interpreter(case, seed):
     assert "im2col + gemm" in exe.source
     tol = 1e-5 if dt is float32 else 1e-12
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("xs,ws,pad", [((1, 4, 12, 12), (3, 4, 10, 10), (0, 0, 0, 0)),   # weight-gradient shape
+                                       ((2, 3, 9, 9), (2, 3, 7, 8), (1, 2, 0, 3))])
+def test_wide_kernels_use_the_transposed_panel(xs, ws, pad):
+    b = GraphBuilder("conv")
+    x, w = b.add_input(TensorType(xs, float32)), b.add_input(TensorType(ws, float32))
+    g = b.finish(b.emit("conv2d", [x, w], dict(stride=(1, 1), padding=pad, dilation=(1, 1), groups=1)))
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)]
+    from sporeflow.backends import get_backend
+    exe = get_backend("llvm").compile(g)
+    assert "(transposed panel)" in exe.source
+    np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=1e-5, atol=1e-5)

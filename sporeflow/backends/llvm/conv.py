@@ -30,41 +30,95 @@ def lower_conv2d(fx, node, ins, outs) -> None:
     Ho, Wo = out.shape[2], out.shape[3]
     og, K, P = O // g, CG * KH * KW, Ho * Wo
     direct = KH == KW == 1 and tuple(s) == (1, 1) and tuple(p) == (0, 0, 0, 0)
+    # cols[K, P] copies runs of Wo output columns; when the kernel is wider than the output
+    # (weight gradients: a 28x28 "kernel" over a 5x5 output) the transposed panel cols_t[P, K]
+    # copies runs of KW instead, and the gemm reads it transposed
+    transposed = not direct and KW > Wo
     cols = None if direct else fx.scratch(K * P * BYTES[cty])
-    b.emit(f"; conv2d as im2col + gemm: {g} x gemm({og}x{P}x{K}) per image")
+    b.emit(f"; conv2d as im2col + gemm: {g} x gemm({og}x{P}x{K}) per image"
+           + (" (transposed panel)" if transposed else ""))
     with b.loop(N, "cn") as n:
         with b.loop(g, "cg") as q:
             xbase = b.add(b.mul(n, C * H * W), b.mul(q, CG * H * W))
             if direct:
                 panel = b.gep(cty, ins[0], xbase)
+            elif transposed:
+                _im2col_t(b, cty, ins[0], xbase, cols, CG, H, W, KH, KW, Ho, Wo, s, p, d)
+                panel = cols
             else:
                 _im2col(b, cty, ins[0], xbase, cols, CG, H, W, KH, KW, Ho, Wo, s, p, d)
                 panel = cols
             wq = b.gep(cty, ins[1], b.mul(q, og * K))
             oq = b.gep(cty, outs[0], b.add(b.mul(n, O * P), b.mul(q, og * P)))
-            emit_gemm(b, cty, wq, panel, oq, og, P, K, False, False)
+            emit_gemm(b, cty, wq, panel, oq, og, P, K, False, transposed)
+
+
+def _clamp_range(b: FnBuilder, off: str, stride: int, size: int, n: int) -> tuple[str, str]:
+    """[lo, hi) of t in [0, n) with 0 <= t*stride + off < size (off may be negative)."""
+    # lo = off >= 0 ? 0 : ceil(-off / stride);  hi = min(n, floor((size - 1 - off) / stride) + 1)
+    neg = b.op(f"sub i64 0, {off}", "i")
+    lo = b.op(f"sdiv i64 {b.op(f'add i64 {neg}, {stride - 1}', 'i')}, {stride}", "i")
+    lo = b.op(f"select i1 {b.op(f'icmp sgt i64 {off}, 0')}, i64 0, i64 {lo}", "i")
+    top = b.op(f"sub i64 {size - 1}, {off}", "i")
+    hi = b.op(f"add i64 {b.op(f'sdiv i64 {top}, {stride}', 'i')}, 1", "i")
+    hi = b.op(f"select i1 {b.op(f'icmp slt i64 {top}, 0')}, i64 0, i64 {hi}", "i")
+    hi = b.op(f"select i1 {b.op(f'icmp slt i64 {hi}, {n}')}, i64 {hi}, i64 {n}", "i")
+    lo = b.op(f"select i1 {b.op(f'icmp slt i64 {lo}, {hi}')}, i64 {lo}, i64 {hi}", "i")
+    return lo, hi
+
+
+def _fill(b: FnBuilder, ty: str, dst: str, base: str, lo, hi) -> None:
+    with b.loop(hi, "z", start=lo) as t:
+        b.store(ty, "0.0", dst, b.add(base, t))
+
+
+def _copy_run(b: FnBuilder, ty: str, x: str, src0: str, step: int, dst: str, dbase: str, lo: str, hi: str) -> None:
+    """dst[dbase + t] = x[src0 + t*step] for t in [lo, hi): no bounds checks (vectorizes)."""
+    with b.loop(hi, "cp", start=lo) as t:
+        b.store(ty, b.load(ty, x, b.add(src0, b.mul(t, step))), dst, b.add(dbase, t))
 
 
 def _im2col(b: FnBuilder, ty: str, x: str, xbase: str, cols: str, CG, H, W, KH, KW, Ho, Wo, s, p, d) -> None:
-    """cols[(c*KH+i)*KW+j, oh*Wo+ow] = x[c, oh*s0+i*d0-p0, ow*s1+j*d1-p2] or 0 outside."""
+    """cols[(c*KH+i)*KW+j, oh*Wo+ow] = x[c, oh*s0+i*d0-p0, ow*s1+j*d1-p2] or 0 outside; each
+    output row splits into a zero border, an unchecked strided copy, a zero border."""
     P = Ho * Wo
     with b.loops([CG, KH, KW], "ic") as (c, i, j):
         row = b.add(b.mul(b.add(b.mul(c, KH), i), KW), j)
         rbase = b.mul(row, P)
         cbase = b.add(xbase, b.mul(c, H * W))
+        woff = b.op(f"sub i64 {b.mul(j, d[1])}, {p[2]}", "i")
+        lo, hi = _clamp_range(b, woff, s[1], W, Wo)
+        hoff = b.op(f"sub i64 {b.mul(i, d[0])}, {p[0]}", "i")
+        hlo, hhi = _clamp_range(b, hoff, s[0], H, Ho)
         with b.loop(Ho, "oh") as oh:
-            ih = b.op(f"sub i64 {b.add(b.mul(oh, s[0]), b.mul(i, d[0]))}, {p[0]}", "i")
-            okh = b.op(f"icmp ult i64 {ih}, {H}")
-            ihc = b.op(f"select i1 {okh}, i64 {ih}, i64 0")
             obase = b.add(rbase, b.mul(oh, Wo))
-            xrow = b.add(cbase, b.mul(ihc, W))
-            with b.loop(Wo, "ow") as ow:
-                iw = b.op(f"sub i64 {b.add(b.mul(ow, s[1]), b.mul(j, d[1]))}, {p[2]}", "i")
-                ok = b.op(f"and i1 {okh}, {b.op(f'icmp ult i64 {iw}, {W}')}")
-                iwc = b.op(f"select i1 {ok}, i64 {iw}, i64 0")
-                v = b.load(ty, x, b.add(xrow, iwc))
-                v = b.op(f"select i1 {ok}, {ty} {v}, {ty} 0.0")   # padding is a real zero
-                b.store(ty, v, cols, b.add(obase, ow))
+            inside = b.op(f"and i1 {b.op(f'icmp sge i64 {oh}, {hlo}')}, {b.op(f'icmp slt i64 {oh}, {hhi}')}")
+            rlo = b.op(f"select i1 {inside}, i64 {lo}, i64 {Wo}", "i")
+            rhi = b.op(f"select i1 {inside}, i64 {hi}, i64 {Wo}", "i")
+            ih = b.add(b.mul(oh, s[0]), hoff)
+            ihc = b.op(f"select i1 {inside}, i64 {ih}, i64 0", "i")
+            src0 = b.add(b.add(cbase, b.mul(ihc, W)), woff)
+            _fill(b, ty, cols, obase, "0", rlo)
+            _copy_run(b, ty, x, src0, s[1], cols, obase, rlo, rhi)
+            _fill(b, ty, cols, obase, rhi, Wo)
+
+
+def _im2col_t(b: FnBuilder, ty: str, x: str, xbase: str, cols: str, CG, H, W, KH, KW, Ho, Wo, s, p, d) -> None:
+    """cols_t[oh*Wo+ow, (c*KH+i)*KW+j], the same values as _im2col, runs along j."""
+    K = CG * KH * KW
+    with b.loops([Ho, Wo, CG, KH], "it") as (oh, ow, c, i):
+        dbase = b.add(b.mul(b.add(b.mul(oh, Wo), ow), K), b.mul(b.add(b.mul(c, KH), i), KW))
+        ih = b.op(f"sub i64 {b.add(b.mul(oh, s[0]), b.mul(i, d[0]))}, {p[0]}", "i")
+        okh = b.op(f"icmp ult i64 {ih}, {H}")
+        woff = b.op(f"sub i64 {b.mul(ow, s[1])}, {p[2]}", "i")
+        lo, hi = _clamp_range(b, woff, d[1], W, KW)
+        rlo = b.op(f"select i1 {okh}, i64 {lo}, i64 {KW}", "i")
+        rhi = b.op(f"select i1 {okh}, i64 {hi}, i64 {KW}", "i")
+        ihc = b.op(f"select i1 {okh}, i64 {ih}, i64 0", "i")
+        src0 = b.add(b.add(b.add(xbase, b.mul(c, H * W)), b.mul(ihc, W)), woff)
+        _fill(b, ty, cols, dbase, "0", rlo)
+        _copy_run(b, ty, x, src0, d[1], cols, dbase, rlo, rhi)
+        _fill(b, ty, cols, dbase, rhi, KW)
 
 
 RULES = {"conv2d": lower_conv2d}
