@@ -126,3 +126,26 @@ def test_unresolvable_external_is_a_clear_error_not_a_crash():
     check_symbols("declare double @sin(double)\ndeclare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)\n")
     with pytest.raises(BackendError, match="no_such_function_sf"):
         check_symbols("declare void @no_such_function_sf(ptr)\n")
+
+
+def test_concurrent_calls_from_threads_are_safe():
+    """ctypes releases the GIL; the executable serializes calls that share its arena."""
+    import threading
+    b = GraphBuilder("thr")
+    x = b.add_input(TensorType((256,), D.float32))
+    g = b.finish([b.emit("tanh", [b.emit("exp", [x])[0]])[0]])
+    exe = get_backend("llvm").compile(g)
+    xs = [np.full(256, k / 7, np.float32) for k in range(8)]
+    want = [exe(a)[0] for a in xs]          # single-threaded results
+    bad = []
+
+    def work(k):
+        for _ in range(50):
+            if not np.array_equal(exe(xs[k])[0], want[k]):
+                bad.append(k)
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not bad

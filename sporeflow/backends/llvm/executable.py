@@ -7,6 +7,7 @@ transposes, slices) are copied to a dense C-order buffer first, never passed as 
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 
 import numpy as np
@@ -33,6 +34,7 @@ class LLVMExecutable:
         self._loaded = jit.Loaded(obj, self.source)
         self._fn = _ENTRY(self._loaded.address(self.entry))
         t3 = time.perf_counter()
+        self._call_lock = threading.Lock()
         self._arena = np.empty(max(self.arena_bytes, 64), np.uint8)
         self._n_in, self._n_out = len(graph.inputs), len(graph.outputs)
         self._out_types = [(v.type.shape, v.type.dtype.storage) for v in graph.outputs]
@@ -63,5 +65,6 @@ class LLVMExecutable:
                 for j, (shape, dt) in enumerate(self._out_types)]
         ins_p = (ctypes.c_void_p * max(self._n_in, 1))(*[a.ctypes.data for a in arrays])
         outs_p = (ctypes.c_void_p * max(self._n_out, 1))(*[o.ctypes.data for o in outs])
-        self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)
+        with self._call_lock:   # the arena is per executable: one native call at a time
+            self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)
         return outs
