@@ -129,21 +129,25 @@ def test_unresolvable_external_is_a_clear_error_not_a_crash():
 
 
 def test_concurrent_calls_from_threads_are_safe():
-    """ctypes releases the GIL; the executable serializes calls that share its arena."""
+    """ctypes releases the GIL; the executable serializes calls that share its arena (the
+    intermediate exp(x) lives there; without the lock this test sees torn results)."""
     import threading
     b = GraphBuilder("thr")
-    x = b.add_input(TensorType((256,), D.float32))
-    g = b.finish([b.emit("tanh", [b.emit("exp", [x])[0]])[0]])
+    x = b.add_input(TensorType((20000,), D.float32))
+    e = b.emit("exp", [x])[0]
+    s = b.emit("reduce_sum", [e], {"axes": (0,), "keepdims": True})[0]
+    g = b.finish([b.emit("mul", [b.emit("tanh", [e])[0], s])[0]])
     exe = get_backend("llvm").compile(g)
-    xs = [np.full(256, k / 7, np.float32) for k in range(8)]
+    assert exe.arena_bytes > 0
+    xs = [np.full(20000, k / 7, np.float32) for k in range(4)]
     want = [exe(a)[0] for a in xs]          # single-threaded results
     bad = []
 
     def work(k):
-        for _ in range(50):
+        for _ in range(60):
             if not np.array_equal(exe(xs[k])[0], want[k]):
                 bad.append(k)
-    ts = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
     for t in ts:
         t.start()
     for t in ts:

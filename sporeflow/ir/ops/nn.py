@@ -32,6 +32,8 @@ def _conv_infer(ts, attrs):
         fail(f"padding must be 4 ints (top, bottom, left, right) >= 0, got {p}")
     if x.ndim != 4 or w.ndim != 4:
         fail("conv2d needs x[N,C,H,W] and w[O,C/groups,kh,kw]", ts)
+    if min(w.shape[2:]) < 1:
+        fail("kernel height and width must be >= 1", ts)
     if g < 1 or x.shape[1] % g or w.shape[0] % g or w.shape[1] * g != x.shape[1]:
         fail(f"channels do not match groups={g}", ts)
     ho = _out_size(x.shape[2], w.shape[2], s[0], p[0], p[1], d[0])
