@@ -58,7 +58,7 @@ def assert_close(op, got, ref, dt, scale=0.0, what=""):
     if not dt.is_float or (op not in TRANSCENDENTAL and op not in ACCUMULATING):
         if dt.is_float:
             g, r = as_float(got, dt), as_float(ref, dt)
-            same = (g == r) | (np.isnan(g) & np.isnan(r))
+            same = ((g == r) & (np.signbit(g) == np.signbit(r))) | (np.isnan(g) & np.isnan(r))
             assert same.all(), f"{what}: not bit-exact at {np.argwhere(~same)[:5].tolist()}: {g[~same][:5]} vs {r[~same][:5]}"
         else:
             np.testing.assert_array_equal(got, ref, err_msg=what)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import contiguous_strides, load_c, store_c
+from .scalar_ops import SCALAR_RULES
 
 _BLAS_SYMBOLS = {"float": "scipy_cblas_sgemm64_", "double": "scipy_cblas_dgemm64_"}
 _blas_ok: bool | None = None
@@ -161,7 +162,6 @@ def _pool(kind: str):
         aty = cty if kind == "max" else "double"
         acc = b.alloca(aty, "acc")
         xs, os_ = contiguous_strides(x.shape), contiguous_strides(out.shape)
-        b.module.declare(f"declare {cty} @llvm.maximum.{'f32' if cty == 'float' else 'f64'}({cty}, {cty})")
         with b.loops(out.shape, "pl") as (n, c, oh, ow):
             b.store(aty, fconst(-np.inf, aty) if kind == "max" else "0.0", acc)
 
@@ -169,7 +169,7 @@ def _pool(kind: str):
                 v = load_c(b, ins[0], x.dtype, b.linear([n, c, ih, iw], xs))
                 a = b.load(aty, acc)
                 if kind == "max":
-                    m = b.op(f"call {cty} @llvm.maximum.{'f32' if cty == 'float' else 'f64'}({cty} {a}, {cty} {v})")
+                    m = SCALAR_RULES["maximum"](b, [a, v], [x.dtype] * 2, x.dtype, None)   # numpy's NaN/tie rule
                 else:
                     if cty == "float":
                         v = b.op(f"fpext float {v} to double")

@@ -79,8 +79,12 @@ def _arith(fop: str, iop: str) -> Rule:
 def _minmax(fname: str, spred: str, upred: str) -> Rule:
     def rule(b, args, ins, out, attrs):
         ty = compute_ty(out)
-        if out.is_float:   # llvm.maximum/minimum propagate NaN like np.maximum/np.minimum
-            return _intrin(b, fname, ty, *args)
+        if out.is_float:   # np.maximum(a, b) = a if (a > b or a is NaN) else b: NaN propagates from
+            # either side and a tie (-0 vs +0) returns b, exactly as numpy does
+            c = b.op(f"fcmp {'ugt' if fname == 'maximum' else 'ult'} {ty} {args[0]}, {args[1]}")
+            nan_b = b.op(f"fcmp uno {ty} {args[1]}, 0.0")
+            c = b.op(f"and i1 {c}, {b.op(f'xor i1 {nan_b}, true')}")
+            return b.op(f"select i1 {c}, {ty} {args[0]}, {ty} {args[1]}")
         c = b.op(f"icmp {upred if is_unsigned(out) else spred} {ty} {args[0]}, {args[1]}")
         return b.op(f"select i1 {c}, {ty} {args[0]}, {ty} {args[1]}")
     return rule
@@ -119,10 +123,12 @@ def _abs(b, args, ins, out, attrs):
 
 def _sign(b, args, ins, out, attrs):
     ty, x = compute_ty(out), args[0]
-    if out.is_float:   # +-1 for nonzero, x itself for +-0 and NaN (numpy's np.sign)
+    if out.is_float:   # +-1 for nonzero, +0 for +-0, NaN stays NaN (numpy's np.sign)
         pos = b.op(f"fcmp ogt {ty} {x}, 0.0")
         neg = b.op(f"fcmp olt {ty} {x}, 0.0")
-        r = b.op(f"select i1 {neg}, {ty} -1.0, {ty} {x}")
+        zero = b.op(f"fcmp oeq {ty} {x}, 0.0")
+        r = b.op(f"select i1 {zero}, {ty} 0.0, {ty} {x}")
+        r = b.op(f"select i1 {neg}, {ty} -1.0, {ty} {r}")
         return b.op(f"select i1 {pos}, {ty} 1.0, {ty} {r}")
     pos = b.op(f"icmp {'ugt' if is_unsigned(out) else 'sgt'} {ty} {x}, 0")
     if is_unsigned(out):
