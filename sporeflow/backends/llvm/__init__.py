@@ -15,9 +15,9 @@ from ...ir.graph import Graph
 from ...ir.registry import REGISTRY
 from ..base import register_backend
 from . import control, kernels_elem, kernels_nn, kernels_shape
-from . import conv, fused  # issue 5: im2col+BLAS conv2d; fused-kernel renderer (fused.py, parallel.py)
+from . import conv, fused, gemm  # issue 5: im2col+BLAS conv2d, fused kernels, threaded GEMM blocks
 
-LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES}
+LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES, **gemm.RULES}
 
 
 def register_lowerings() -> None:

@@ -16,6 +16,7 @@ A 1x1 convolution with stride 1 and no padding reads x directly (cols is x[n]).
 from __future__ import annotations
 
 from .irgen import BYTES, FnBuilder, compute_ty
+from .gemm import single_threaded_blas
 from .kernels_nn import blas_available, emit_gemm, lower_conv2d as lower_conv2d_loops
 
 
@@ -37,6 +38,7 @@ def lower_conv2d(fx, node, ins, outs) -> None:
     cols = None if direct else fx.scratch(K * P * BYTES[cty])
     b.emit(f"; conv2d as im2col + gemm: {g} x gemm({og}x{P}x{K}) per image"
            + (" (transposed panel)" if transposed else ""))
+    restore = single_threaded_blas(b)      # see gemm.py: OpenBLAS's own threads stall under load
     with b.loop(N, "cn") as n:
         with b.loop(g, "cg") as q:
             xbase = b.add(b.mul(n, C * H * W), b.mul(q, CG * H * W))
@@ -51,6 +53,7 @@ def lower_conv2d(fx, node, ins, outs) -> None:
             wq = b.gep(cty, ins[1], b.mul(q, og * K))
             oq = b.gep(cty, outs[0], b.add(b.mul(n, O * P), b.mul(q, og * P)))
             emit_gemm(b, cty, wq, panel, oq, og, P, K, False, transposed)
+    restore()
 
 
 def _clamp_range(b: FnBuilder, off: str, stride: int, size: int, n: int) -> tuple[str, str]:

@@ -190,6 +190,8 @@ while_loop = def_op("while_loop", infer=_while_infer, impl=_while_impl, kind=Kin
 
 def _scan_infer(ts, attrs):
     nc, length = attrs["num_carry"], attrs["length"]
+    if not 0 <= nc <= len(ts) or length < 0:
+        fail(f"num_carry={nc} must be in [0, {len(ts)}] and length={length} >= 0", ts)
     carry, xs = ts[:nc], ts[nc:]
     if any(x.ndim == 0 or x.shape[0] != length for x in xs):
         fail(f"every scanned input needs leading axis of length {length}", ts)

@@ -1,0 +1,128 @@
+"""GEMM calls: single-threaded OpenBLAS per block, the blocks spread over cores by libgomp.
+
+Why not let OpenBLAS thread itself: its worker threads wait for work in a sched_yield loop.
+On this 2-core VM, with any other process runnable, a 128x784x512 product took 5.2 ms on 2
+OpenBLAS threads against 1.6 ms on one (measured under load 4-5; a 16x6400x25 product: 1.4 ms
+vs 0.19 ms), and numpy's MLP step went from 4 ms to 260 ms, while JAX's thread pool
+lost only 25%. So every product runs OpenBLAS with one thread (set around the call and
+restored, so numpy keeps its own setting), and large products are split into row (or
+column) blocks of C that run on all cores through the same GOMP fork/join as the fused
+kernels (parallel.py). For large square products this matches OpenBLAS's own threading
+(each block is a full-speed single-threaded SGEMM); small ones (< GEMM_PARALLEL_MACS
+multiply-adds) stay on one core, where the fork/join would cost more than it saves.
+Why BLAS rather than a generated kernel: conv.py's note (derisk 1d: equal at 1024^3 on one
+core, but OpenBLAS's packing keeps it fast at the odd shapes training produces).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+from .irgen import FnBuilder, compute_ty
+from .kernels_nn import blas_available, emit_gemm, lower_matmul as lower_matmul_generic
+from .parallel import emit_parallel_for, gomp_available
+
+GEMM_PARALLEL_MACS = int(os.environ.get("SPOREFLOW_GEMM_PARALLEL_MACS", 1 << 21))
+_SET, _GET = "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"
+_threads_ok: bool | None = None
+
+
+def _thread_control() -> bool:
+    """Expose OpenBLAS's thread-count functions to the JIT linker (once)."""
+    global _threads_ok
+    if _threads_ok is None:
+        _threads_ok = False
+        libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so"))
+        if libs and blas_available():
+            try:
+                import llvmlite.binding as llvm
+                lib = ctypes.CDLL(libs[0])
+                for sym in (_SET, _GET):
+                    llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
+                _threads_ok = True
+            except (OSError, AttributeError):
+                _threads_ok = False
+    return _threads_ok
+
+
+def single_threaded_blas(b: FnBuilder):
+    """Emit `old = get(); set(1)` and return a function that emits the restore."""
+    if not _thread_control():
+        return lambda: None
+    b.module.declare(f"declare i32 @{_GET}()")
+    b.module.declare(f"declare void @{_SET}(i32)")
+    old = b.op(f"call i32 @{_GET}()")
+    b.emit(f"call void @{_SET}(i32 1)")
+    return lambda: b.emit(f"call void @{_SET}(i32 {old})")
+
+
+def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: int, ta: bool, tb: bool,
+                     name: str = "gemm") -> None:
+    """C[m,n] = op(A) @ op(B), split over the cores when large (see the module note)."""
+    b = fx.b
+    restore = single_threaded_blas(b)
+    if m * n * k < GEMM_PARALLEL_MACS or not gomp_available() or max(m, n) < 32:
+        emit_gemm(b, ty, a, bm, c, m, n, k, ta, tb)
+        restore()
+        return
+    split_m = m >= n
+    size = m if split_m else n
+    block = 16 if split_m else 64
+    nblocks = -(-size // block)
+    lda, ldb = (m if ta else k), (k if tb else n)
+    sym = {"float": "scipy_cblas_sgemm64_", "double": "scipy_cblas_dgemm64_"}[ty]
+
+    def body(kb: FnBuilder, p: list[str], start: str, end: str) -> None:
+        lo = kb.mul(start, block)
+        hi = kb.mul(end, block)
+        hi = kb.op(f"select i1 {kb.op(f'icmp slt i64 {hi}, {size}')}, i64 {hi}, i64 {size}", "i")
+        cnt = kb.op(f"sub i64 {hi}, {lo}", "i")
+        if split_m:      # rows [lo, hi) of C and of op(A)
+            pa = kb.gep(ty, p[0], lo if ta else kb.mul(lo, lda))
+            pb, pc = p[1], kb.gep(ty, p[2], kb.mul(lo, n))
+            dims = (cnt, str(n), str(k))
+        else:            # columns [lo, hi) of C and of op(B)
+            pa, pc = p[0], kb.gep(ty, p[2], lo)
+            pb = kb.gep(ty, p[1], kb.mul(lo, ldb) if tb else lo)
+            dims = (str(m), cnt, str(k))
+        kb.module.declare(f"declare void @{sym}(i32, i32, i32, i64, i64, i64, {ty}, ptr, i64, ptr, i64, "
+                          f"{ty}, ptr, i64)")
+        kb.emit(f"call void @{sym}(i32 101, i32 {112 if ta else 111}, i32 {112 if tb else 111}, "
+                f"i64 {dims[0]}, i64 {dims[1]}, i64 {dims[2]}, {ty} 1.0, ptr {pa}, i64 {max(lda, 1)}, "
+                f"ptr {pb}, i64 {max(ldb, 1)}, {ty} 0.0, ptr {pc}, i64 {max(n, 1)})")
+
+    emit_parallel_for(fx, name, [a, bm, c], nblocks, body, 1 << 62)
+    restore()
+
+
+def lower_matmul(fx, node, ins, outs) -> None:
+    """Batched float32/float64 products through emit_gemm_blocks; others: kernels_nn."""
+    x, y = node.inputs
+    out = node.outputs[0]
+    if x.dtype.name not in ("float32", "float64") or not blas_available() or out.type.size == 0:
+        return lower_matmul_generic(fx, node, ins, outs)
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
+    m, n = out.shape[-2:]
+    k = x.shape[-1] if not ta else x.shape[-2]
+    if k == 0:
+        return lower_matmul_generic(fx, node, ins, outs)
+    batch = int(np.prod(out.shape[:-2], dtype=np.int64))
+    ty = compute_ty(x.dtype)
+    b = fx.b
+    if batch == 1:
+        return emit_gemm_blocks(fx, ty, ins[0], ins[1], outs[0], m, n, k, ta, tb)
+    restore = single_threaded_blas(b)
+
+    def body(kb: FnBuilder, p: list[str], start: str, end: str) -> None:   # products [start, end)
+        with kb.loop(end, "bt", start=start) as bi:
+            emit_gemm(kb, ty, kb.gep(ty, p[0], kb.mul(bi, m * k)), kb.gep(ty, p[1], kb.mul(bi, k * n)),
+                      kb.gep(ty, p[2], kb.mul(bi, m * n)), m, n, k, ta, tb)
+    work = batch * m * n * k if batch * m * n * k >= GEMM_PARALLEL_MACS else 0
+    emit_parallel_for(fx, "bmm", list(ins) + [outs[0]], batch, body, work)
+    restore()
+
+
+RULES = {"matmul": lower_matmul}
