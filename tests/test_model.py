@@ -246,3 +246,26 @@ def test_llvm_backend_trains_like_the_interpreter():
         results.append(_state(net))
     for k in results[0]:
         np.testing.assert_allclose(results[1][k], results[0][k], rtol=2e-4, atol=2e-5, err_msg=k)
+
+
+def test_callbacks_are_entered_once_per_run():
+    class Ctx(Callback):
+        def __init__(self):
+            self.events = []
+
+        def __enter__(self):
+            self.events.append("enter")
+            return self
+
+        def __exit__(self, *exc):
+            self.events.append("exit")
+
+        def on_eval_end(self, run_context):
+            self.events.append("eval")
+    model, _, _ = make_model()
+    cb = Ctx()
+    model.fit(2, make_data(1), make_data(1, seed=1), callbacks=[cb])
+    assert cb.events == ["enter", "eval", "eval", "exit"]
+    cb.events.clear()
+    model.eval(make_data(1, seed=1), callbacks=[cb])
+    assert cb.events == ["enter", "eval", "exit"]

@@ -288,11 +288,11 @@ class Model:
 
     def _eval_during_train(self, valid_dataset, manager, cb) -> None:
         saved = cb.mode, cb.cur_step_num, cb.batch_num
-        metrics = self._eval_process(valid_dataset, manager, cb, add_eval_loss=True)
+        metrics = self._eval_process(valid_dataset, manager, cb, add_eval_loss=True, enter=False)
         cb.mode, cb.cur_step_num, cb.batch_num = saved
         cb.metrics = metrics
 
-    def _eval_process(self, valid_dataset, manager, cb, add_eval_loss: bool) -> dict:
+    def _eval_process(self, valid_dataset, manager, cb, add_eval_loss: bool, enter: bool = True) -> dict:
         if self._eval_network is None:
             raise ValueError("Model: evaluation needs loss_fn or eval_network")
         cb.eval_network = self._eval_network
@@ -307,7 +307,7 @@ class Model:
         net = self._eval_network
         net.set_train(False)
         step = self._compiled(net)
-        with _entered(manager.callbacks):
+        with _entered(manager.callbacks if enter else []):   # in fit they were entered for the whole run
             manager.on_eval_begin(run_context)
             manager.on_eval_epoch_begin(run_context)
             for row in self._rows(valid_dataset, self._eval_indexes is not None):
