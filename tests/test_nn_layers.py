@@ -67,6 +67,9 @@ def test_mindspore_defaults_and_names():
     assert [n for n, _ in seq.cells_and_names()] == ["", "0", "1", "2"]
     cl = nn.CellList([nn.Dense(2, 2), nn.Dense(2, 2)])
     assert [n for n, _ in cl.parameters_and_names()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert [n for n, _ in seq[1:].parameters_and_names()] == ["2.weight", "2.bias"]      # slicing renames nothing
+    assert [n for n, _ in cl[1:].parameters_and_names()] == ["1.weight", "1.bias"]
+    assert [n for n, _ in seq.parameters_and_names()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert nn.SoftmaxCrossEntropyWithLogits().reduction == "none"
     assert nn.Dropout(keep_prob=0.8).p == pytest.approx(0.2) and nn.Dropout(p=0.3).p == 0.3
     wrapped = nn.WithLossCell(Net(), nn.MSELoss())

@@ -7,6 +7,16 @@ from collections import OrderedDict
 from ...cell import Cell
 
 
+def _view(cls, items) -> Cell:
+    """A container over existing cells that leaves their parameter names alone (slicing must not
+    rename the parameters of the cells it shares)."""
+    obj = cls.__new__(cls)
+    Cell.__init__(obj, auto_prefix=False)
+    for name, c in items:
+        setattr(obj, name, c)
+    return obj
+
+
 class SequentialCell(Cell):
     def __init__(self, *args):
         super().__init__()
@@ -22,10 +32,9 @@ class SequentialCell(Cell):
             setattr(self, name, c)
 
     def __getitem__(self, i):
-        cells = list(self._cells.values())
         if isinstance(i, slice):
-            return SequentialCell(cells[i])
-        return cells[i]
+            return _view(SequentialCell, list(self._cells.items())[i])
+        return list(self._cells.values())[i]
 
     def __len__(self) -> int:
         return len(self._cells)
@@ -66,8 +75,9 @@ class CellList(Cell):
                                   "build a new CellList instead")
 
     def __getitem__(self, i):
-        cells = list(self._cells.values())
-        return CellList(cells[i]) if isinstance(i, slice) else cells[i]
+        if isinstance(i, slice):
+            return _view(CellList, list(self._cells.items())[i])
+        return list(self._cells.values())[i]
 
     def __len__(self) -> int:
         return len(self._cells)
