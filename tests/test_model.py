@@ -141,6 +141,11 @@ def test_eval_predict_and_metric_routing():
     m2 = Model(net, metrics={"acc": Accuracy(), "loss": Loss()}, eval_network=EvalNet(net), eval_indexes=[2, 0, 1])
     res2 = m2.eval(ds)
     assert res2["acc"] == pytest.approx(acc) and res2["loss"] == pytest.approx(res["loss"], rel=1e-5)
+    # eval_indexes None: every metric gets all outputs; set_indexes picks them per metric
+    m3 = Model(net, metrics={"acc": Accuracy().set_indexes([0, 1]), "loss": Loss().set_indexes([2])},
+               eval_network=EvalNet(net))
+    res3 = m3.eval(ds)
+    assert res3["acc"] == pytest.approx(acc) and res3["loss"] == pytest.approx(res["loss"], rel=1e-5)
 
 
 def test_argument_validation():
