@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...ir import dtypes as D
 from .. import functional as F
 from ..cell import Cell
+from ._check import shape_error
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -37,17 +38,17 @@ class SoftmaxCrossEntropyWithLogits(LossBase):
 
     def construct(self, logits, labels):
         if logits.ndim != 2:
-            raise ValueError(f"SoftmaxCrossEntropyWithLogits: logits must be [N, C], got shape {logits.shape}")
+            raise shape_error(f"SoftmaxCrossEntropyWithLogits: logits must be [N, C], got shape {logits.shape}")
         if self.sparse:
             if not labels.dtype.is_int:
                 raise TypeError(f"SoftmaxCrossEntropyWithLogits(sparse=True): labels must be integer class indices, "
                                 f"got {labels.dtype.name}")
             if tuple(labels.shape) != (logits.shape[0],):
-                raise ValueError(f"SoftmaxCrossEntropyWithLogits(sparse=True): labels shape {labels.shape} does "
+                raise shape_error(f"SoftmaxCrossEntropyWithLogits(sparse=True): labels shape {labels.shape} does "
                                  f"not match logits {logits.shape}; expected ({logits.shape[0]},)")
             labels = F.one_hot(labels, logits.shape[1], 1.0, 0.0)
         elif tuple(labels.shape) != tuple(logits.shape):
-            raise ValueError(f"SoftmaxCrossEntropyWithLogits(sparse=False): labels shape {labels.shape} must equal "
+            raise shape_error(f"SoftmaxCrossEntropyWithLogits(sparse=False): labels shape {labels.shape} must equal "
                              f"logits shape {logits.shape} (pass sparse=True for class indices)")
         return self.get_loss(F.softmax_cross_entropy(logits, labels))
 

@@ -11,6 +11,7 @@ from ...random import next_key
 from ...tensor import Parameter
 from ..initializer import HeUniform, Uniform, initializer
 from .activation import get_activation
+from .._check import shape_error
 
 
 class Dense(Cell):
@@ -34,7 +35,7 @@ class Dense(Cell):
 
     def construct(self, x):
         if x.shape[-1] != self.in_channels:
-            raise ValueError(f"Dense: input has {x.shape[-1]} features (shape {x.shape}), expected "
+            raise shape_error(f"Dense: input has {x.shape[-1]} features (shape {x.shape}), expected "
                              f"in_channels={self.in_channels}")
         y = F.dense(x, self.weight, self.bias)
         return self.activation(y) if self.activation_flag else y

@@ -8,6 +8,7 @@ from ... import functional as F
 from ...cell import Cell
 from ...tensor import Parameter
 from ..initializer import HeUniform, Uniform, initializer
+from .._check import shape_error
 
 _PAD_MODES = ("same", "valid", "pad")
 
@@ -56,7 +57,7 @@ class Conv2d(Cell):
 
     def construct(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"Conv2d: input shape {x.shape} does not match [N, {self.in_channels}, H, W]")
+            raise shape_error(f"Conv2d: input shape {x.shape} does not match [N, {self.in_channels}, H, W]")
         return F.conv2d(x, self.weight, self.bias, self.stride, self.pad_mode, self.padding, self.dilation,
                         self.group)
 

@@ -14,6 +14,7 @@ from ... import lax
 from ...cell import Cell
 from ...tensor import Parameter
 from ..initializer import initializer
+from .._check import shape_error
 
 
 class _BatchNorm(Cell):
@@ -45,7 +46,7 @@ class _BatchNorm(Cell):
 
     def construct(self, x):
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{type(self).__name__}: input shape {x.shape} does not match "
+            raise shape_error(f"{type(self).__name__}: input shape {x.shape} does not match "
                              f"[N, {self.num_features}{', ...' if x.ndim > 2 else ''}] (rank in {self._ndims})")
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, self.num_features) + (1,) * (x.ndim - 2)
@@ -98,7 +99,7 @@ class LayerNorm(Cell):
     def construct(self, x):
         b = self.begin_norm_axis % x.ndim
         if tuple(x.shape[x.ndim - len(self.normalized_shape):]) != self.normalized_shape:
-            raise ValueError(f"LayerNorm: input shape {x.shape} does not end with normalized_shape "
+            raise shape_error(f"LayerNorm: input shape {x.shape} does not end with normalized_shape "
                              f"{self.normalized_shape}")
         return F.layer_norm(x, tuple(range(b, x.ndim)), self.gamma, self.beta, self.epsilon)
 
