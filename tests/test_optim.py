@@ -217,3 +217,25 @@ def test_train_one_step_cell_sens_and_return_grad(rng):
     np.testing.assert_allclose(grads["weight"].asnumpy(), 2.0 * gy.T @ x.asnumpy(), rtol=1e-5)
     np.testing.assert_allclose(net.weight.asnumpy(), w0 - 0.1 * 2.0 * gy.T @ x.asnumpy(), rtol=1e-5)
     np.testing.assert_allclose(loss.asnumpy(), ((pred - y.asnumpy()) ** 2).mean(), rtol=1e-5)
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(lr=st.floats(1e-4, 0.5), u=st.floats(0.0, 0.99), wd=st.sampled_from([0.0, 1e-3, 0.1]), nesterov=st.booleans(),
+       b1=st.floats(0.5, 0.99), b2=st.floats(0.9, 0.9999), seed=st.integers(0, 2 ** 16))
+def test_momentum_and_adam_match_numpy_for_random_hyperparameters(lr, u, wd, nesterov, b1, b2, seed):
+    rng = np.random.default_rng(seed)
+    for make, ref in (
+            (lambda P: nn.Momentum(P, lr, u, weight_decay=wd, use_nesterov=nesterov),
+             lambda p, g: ref_momentum(p, g, lambda t: lr, u, [True, False], wd, nesterov)),
+            (lambda P: nn.Adam(P, lr, b1, b2, weight_decay=wd, use_nesterov=nesterov),
+             lambda p, g: ref_adam(p, g, lambda t: lr, b1, b2, wd=wd, wd_mask=[True, False], nesterov=nesterov))):
+        params = make_params(rng)
+        init = [p.asnumpy().copy() for p in params]
+        gs = grads_seq(rng, params)
+        opt = make(params)
+        for g in gs:
+            opt(tuple(sf.Tensor(x) for x in g))
+        for p, w in zip(params, ref(init, gs)):
+            np.testing.assert_allclose(p.asnumpy(), w, rtol=1e-4, atol=1e-5)
