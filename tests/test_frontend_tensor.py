@@ -170,3 +170,43 @@ def test_mindspore_style_repr():
     assert repr(sf.Parameter(sf.Tensor([1.0]), name="w")) == \
         "Parameter (name=w, shape=[1], dtype=Float32, requires_grad=True)"
     assert str(sf.Tensor([1.0, 2.0])) == "[1. 2.]"
+
+
+@given(st.data())
+def test_setitem_matches_numpy(data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    key = data.draw(index_key(shape))
+    value = data.draw(st.floats(-9, 9, width=32))
+    want = x.copy()
+    want[key] = value
+    t = sf.Tensor(x.copy())
+    t[key] = value
+    np.testing.assert_array_equal(t.asnumpy(), want)
+
+    def f(a):
+        a[key] = value
+        return a + 0.0
+    np.testing.assert_array_equal(sf.jit(f)(sf.Tensor(x)).asnumpy(), want)
+
+
+def test_setitem_broadcast_values_parameters_and_errors():
+    x = np.zeros((2, 3), np.float32)
+    t = sf.Tensor(x)
+    t[:, 1:] = sf.Tensor(np.array([1.0, 2.0], np.float32))
+    np.testing.assert_array_equal(t.asnumpy(), [[0, 1, 2], [0, 1, 2]])
+    p = sf.Parameter(sf.Tensor(np.zeros(3, np.float32)), name="p")
+
+    @sf.jit
+    def g(v):
+        p[1] = v
+        return p * 2.0
+    np.testing.assert_array_equal(g(sf.Tensor(np.float32(3.0))).asnumpy(), [0, 6, 0])
+    np.testing.assert_array_equal(p.asnumpy(), [0, 3, 0])
+    outside = sf.Tensor(np.zeros(2, np.float32))
+
+    def leak(v):
+        outside[0] = v
+        return v
+    with pytest.raises(TypeError, match="item assignment of a traced value into a concrete Tensor"):
+        sf.jit(leak)(sf.Tensor(np.float32(1)))

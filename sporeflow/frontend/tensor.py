@@ -181,6 +181,23 @@ class Tensor:
     def __ge__(self, o): return F.greater_equal(self, o)
     def __getitem__(self, key): return F.getitem(self, key)
 
+    def __setitem__(self, key, value) -> None:
+        """x[key] = value. The tensor object takes the new value (under a trace it stands for the
+        new graph value from here on; a Parameter records an assignment)."""
+        from .tracer import current_trace
+        new = F.setitem(self, key, value)
+        if isinstance(self, Parameter):
+            F.assign(self, new)
+        elif isinstance(self, Tracer):
+            if self._trace is not current_trace():
+                raise TypeError("item assignment to a value of an enclosing trace; assign to a copy instead")
+            self._value = new._value
+        elif isinstance(new, Tracer):
+            raise TypeError("item assignment of a traced value into a concrete Tensor; build the tensor "
+                            "inside the compiled function (e.g. with ops.zeros) instead")
+        else:
+            self._data = new._data
+
     # -- methods -----------------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False, dtype=None): return F.sum(self, axis, keepdims, dtype=dtype)
     def mean(self, axis=None, keep_dims=False): return F.mean(self, axis, keep_dims)

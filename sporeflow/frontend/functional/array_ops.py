@@ -354,6 +354,28 @@ def getitem(x: Tensor, key):
     return y
 
 
+def setitem(x: Tensor, key, value) -> Tensor:
+    """x with x[key] = value (numpy broadcasting of value; any key getitem accepts), as a new
+    tensor: the positions are found by indexing an iota with the same key, then selected.
+    Values pass through float64 (exact for floats and for integers below 2**53)."""
+    x = tensor(x)
+    pos = lax.iota(shape=x.shape, axis=0, dtype=D.int32) if x.ndim == 1 else reshape(
+        lax.iota(shape=(max(x.size, 1),), axis=0, dtype=D.int32)[: x.size], x.shape)
+    sel = getitem(pos, key)
+    v = lax.convert(tensor(value), x.dtype)
+    v = broadcast_to(v, sel.shape) if v.shape != sel.shape else v
+    flat_idx = reshape(sel, (-1,))
+    hit = lax.scatter_add(lax.full((x.size,), 0, D.int32), flat_idx, lax.full(flat_idx.shape, 1, D.int32), axis=0)
+    # a position written several times (x[[0, 0]] = v) gets the mean of its writes: exact when
+    # they agree, as with a scalar value; numpy's "last write wins" has no order to follow here
+    acc = D.float64
+    vals = lax.scatter_add(lax.full((x.size,), 0, acc), flat_idx, reshape(lax.convert(v, acc), (-1,)), axis=0)
+    vals = lax.div(vals, lax.convert(lax.maximum(hit, lax.full((), 1, D.int32)), acc))
+    vals = lax.ne(vals, lax.zeros_like(vals)) if x.dtype is D.bool_ else lax.convert(vals, x.dtype)
+    new = lax.select(lax.gt(hit, lax.zeros_like(hit)), vals, reshape(x, (-1,)))
+    return reshape(new, x.shape)
+
+
 def _is_tracer(x) -> bool:
     from ..tensor import Tracer
     return isinstance(x, Tracer)
