@@ -123,3 +123,10 @@ def test_bf16_arithmetic_is_float32_then_one_rounding(xs):
 def test_bf16_mixed_with_float16_promotes_to_float32():
     r = sf.Tensor([1.0], sf.bfloat16) + sf.Tensor([1.0], sf.float16)
     assert r.dtype is sf.float32 and r.asnumpy()[0] == 2.0
+
+
+def test_python_conversions_of_bf16_use_values_not_bits():
+    assert int(sf.Tensor(2.0, sf.bfloat16)) == 2 and float(sf.Tensor(2.5, sf.bfloat16)) == 2.5
+    assert not bool(sf.Tensor(-0.0, sf.bfloat16)) and bool(sf.Tensor(0.5, sf.bfloat16))
+    assert sf.Tensor(1.5, sf.bfloat16).item() == 1.5 and sf.Tensor([1.5], sf.bfloat16).tolist() == [1.5]
+    assert np.asarray(sf.Tensor([3.0], sf.bfloat16)).dtype == np.float32

@@ -115,10 +115,10 @@ class Tensor:
         return self.asnumpy().tolist()
 
     def __bool__(self) -> bool:
-        return bool(self._data)
+        return bool(self.asnumpy())   # asnumpy, not _data: bf16 bits of -0.0 are nonzero
 
     def __int__(self) -> int:
-        return int(self._data)
+        return int(self.asnumpy())
 
     def __float__(self) -> float:
         return float(self.asnumpy())
@@ -126,7 +126,7 @@ class Tensor:
     def __index__(self) -> int:
         if not self.dtype.is_int:
             raise TypeError("only integer tensors can be used as an index")
-        return int(self._data)
+        return int(self.asnumpy())
 
     def __len__(self) -> int:
         if not self.shape:
