@@ -39,3 +39,17 @@ def test_cnn_converges_on_digits():
     acc = _fit(net, 5, 0.005)
     print("cnn", acc)
     assert acc >= 0.97, acc
+
+
+def test_example_script_runs(tmp_path, capsys):
+    """examples/train_digits.py (README's first command), shortened: it trains, checkpoints, reports."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "train_digits.py")
+    spec = importlib.util.spec_from_file_location("train_digits", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    acc = mod.main(["--epochs", "2", "--interp", "--ckpt-dir", str(tmp_path)])
+    assert acc >= 0.9
+    assert sorted(os.listdir(tmp_path)) == ["digits-1_44.ckpt", "digits-2_44.ckpt"]
+    assert "test accuracy:" in capsys.readouterr().out
