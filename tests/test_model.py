@@ -191,11 +191,12 @@ def _state(net):
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):
     data = make_data(3, seed=5)
-    lr = nn.piecewise_constant_lr([4, 8, 100], [0.1, 0.05, 0.01])   # global_step must resume too
+    lr = nn.piecewise_constant_lr([4, 8, 100], [0.1, 0.05, 0.01])   # global_step must resume too, and the
+    # RNG state: Dropout draws new masks every step
 
     def build():
         sf.set_seed(11)
-        net = nn.SequentialCell(nn.Dense(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dense(8, 3))
+        net = nn.SequentialCell(nn.Dense(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(p=0.3), nn.Dense(8, 3))
         opt = nn.Adam(net.trainable_params(), lr)
         return Model(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"), opt), net
 

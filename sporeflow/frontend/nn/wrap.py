@@ -44,7 +44,8 @@ class WithEvalCell(Cell):
 
 class TrainOneStepCell(Cell):
     """loss = network(*inputs); grads of loss (times `sens`) w.r.t. optimizer.parameters;
-    optimizer(grads); returns loss (or (loss, {name: grad}) with return_grad=True)."""
+    optimizer(grads); returns loss (or (loss, {name: grad}) with return_grad=True). Its parameters
+    are the network's, the optimizer's state and the global RNG state (`global_rng_state`)."""
 
     def __init__(self, network: Cell, optimizer: Cell, sens=None, return_grad: bool = False):
         super().__init__(auto_prefix=False)
@@ -54,6 +55,10 @@ class TrainOneStepCell(Cell):
         self.sens = sens
         self.return_grad = return_grad
         self.network.set_grad()
+        # The global RNG state (Dropout's randomness) is part of the training state: holding it
+        # here puts it in Model checkpoints, so resuming with initial_epoch replays the same masks.
+        from ..random import global_state
+        self._params["global_rng_state"] = global_state()
 
     def construct(self, *inputs):
         from ..transforms import value_and_grad
