@@ -435,3 +435,18 @@ def tensor_dot(x1, x2, axes):
     bm = reshape(transpose(b, list(ax_b) + free_b), (k, -1))
     out = lax.matmul(am, bm, transpose_a=False, transpose_b=False)
     return reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
+
+
+def linspace(start, end, steps):
+    """`steps` evenly spaced float32 values from start to end inclusive."""
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be >= 0, got {steps}")
+    if steps == 0:
+        return lax.full((0,), 0.0, D.float32)
+    i = lax.iota(shape=(steps,), axis=0, dtype=D.float32)
+    step = (float(end) - float(start)) / (steps - 1) if steps > 1 else 0.0
+    out = lax.add(lax.mul(i, lax.full((), step, D.float32)), lax.full((), float(start), D.float32))
+    if steps > 1:   # the last point is exactly `end`
+        out = lax.select(lax.eq(i, lax.full((), steps - 1, D.float32)), lax.full((steps,), float(end), D.float32), out)
+    return out

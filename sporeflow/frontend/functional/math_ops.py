@@ -288,3 +288,35 @@ def any(input, axis=None, keep_dims=False):
     x = _bool(input)
     return lax.eq(lax.reduce_max(lax.convert(x, D.int32), axes=norm_axes(axis, x.ndim), keepdims=keep_dims),
                   lax.full((), 1, D.int32))
+
+
+def round(input, *, decimals=0):  # noqa: A001
+    """Round half to even (as numpy and MindSpore), optionally to `decimals` places."""
+    x = float_of(tensor(input))
+    if decimals:
+        return div(round(mul(x, 10.0 ** decimals)), 10.0 ** decimals)
+    r = lax.floor(x)
+    d = lax.sub(x, r)
+    half = lax.full((), 0.5, x.dtype)
+    odd = lax.ne(lax.sub(r, lax.mul(lax.floor(lax.mul(r, half)), lax.full((), 2.0, x.dtype))), lax.zeros_like(r))
+    up = lax.logical_or(lax.gt(d, half), lax.logical_and(lax.eq(d, half), odd))
+    return lax.select(up, lax.add(r, lax.full((), 1.0, x.dtype)), r)
+
+
+def elu(input_x, alpha=1.0):
+    x = float_of(tensor(input_x))
+    return lax.select(lax.gt(x, lax.zeros_like(x)), x, mul(expm1(x), float(alpha)))
+
+
+def hardswish(x):
+    x = float_of(tensor(x))
+    return div(mul(x, relu6(add(x, 3.0))), 6.0)
+
+
+def hardsigmoid(input):
+    return div(relu6(add(float_of(tensor(input)), 3.0)), 6.0)
+
+
+def mish(x):
+    x = float_of(tensor(x))
+    return mul(x, tanh(softplus(x)))
