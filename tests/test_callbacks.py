@@ -121,3 +121,12 @@ def test_model_checkpoint_by_seconds(tmp_path, monkeypatch):
     model.train(1, make_data(6), callbacks=[ModelCheckpoint("s", str(tmp_path), cfg)])
     saved = sorted(os.listdir(tmp_path))
     assert 1 < len(saved) < 6 and "s-1_6.ckpt" in saved            # some steps by time, and the final step
+
+
+def test_append_info_counters_are_cumulative(tmp_path):
+    model, _, _ = make_model()
+    cfg = CheckpointConfig(save_checkpoint_steps=10, append_info=["step_num", {"epoch_num": 5, "tag": 1.5}])
+    model.train(2, make_data(3), callbacks=[ModelCheckpoint("a", str(tmp_path), cfg)])
+    ck = load_checkpoint(str(tmp_path / "a-2_3.ckpt"))
+    val = lambda k: float(np.asarray(ck[k].asnumpy()).reshape(-1)[0])  # noqa: E731
+    assert (val("epoch_num"), val("step_num"), val("tag")) == (7.0, 6.0, 1.5)

@@ -12,6 +12,8 @@ import os
 import re
 import time
 
+import numpy as np
+
 from ..frontend.tensor import Parameter, Tensor
 from .callbacks import Callback, step_in_epoch
 from .checkpoint import save_checkpoint
@@ -140,16 +142,24 @@ class ModelCheckpoint(Callback):
 
     # -- saving -------------------------------------------------------------------------------------
     def _append_dict(self, cb) -> dict | None:
+        """append_info entries; 'epoch_num'/'step_num' are cumulative: a number given for them in an
+        append_info dict (e.g. read back from the checkpoint a run resumes from) is added to the
+        current counter, as MindSpore does."""
         if not self._config.append_info:
             return None
-        out = {}
+        out: dict = {}
+        wanted = set()
         for item in self._config.append_info:
-            if item == "epoch_num":
-                out["epoch_num"] = cb.cur_epoch_num
-            elif item == "step_num":
-                out["step_num"] = cb.cur_step_num
-            else:
+            if isinstance(item, dict):
                 out.update(item)
+                wanted |= {k for k in ("epoch_num", "step_num") if k in item}
+            else:
+                wanted.add(item)
+        for key, cur in (("epoch_num", cb.cur_epoch_num), ("step_num", cb.cur_step_num)):
+            if key in wanted:
+                base = out.get(key, 0)
+                base = int(np.asarray(base.asnumpy() if isinstance(base, Tensor) else base).reshape(-1)[0])
+                out[key] = base + int(cur)
         return out
 
     def _save(self, cb) -> None:
