@@ -38,6 +38,8 @@ def set_context(**kwargs) -> None:
 
 
 def get_context(key: str):
+    if key not in _CONTEXT:
+        raise ValueError(f"get_context: unknown option {key!r}; known: {sorted(_CONTEXT)}")
     return _CONTEXT[key]
 
 
