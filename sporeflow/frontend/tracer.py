@@ -112,6 +112,24 @@ def _type_error(op: str, err: Exception, ins: Sequence[TensorType]) -> ShapeErro
     return ShapeError(f"{msg}\n  op: {op}({shown})\n  at {user_line_description()}")
 
 
+_INFER_CACHE: dict = {}
+
+
+def _infer_cached(opdef, in_types: list, attrs: Attrs) -> list:
+    """Eager ops repeat the same signatures; inference is pure, so remember its answers."""
+    key = (opdef.name, tuple(in_types), attrs)
+    try:
+        hit = _INFER_CACHE.get(key)
+    except TypeError:   # an unhashable attribute value: infer without the cache
+        return opdef.infer_types(in_types, attrs)
+    if hit is None:
+        hit = opdef.infer_types(in_types, attrs)
+        if len(_INFER_CACHE) > 4096:
+            _INFER_CACHE.clear()
+        _INFER_CACHE[key] = hit
+    return hit
+
+
 def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
     """Apply primitive `op` to tensors `inputs` (Tensor or Tracer) with attributes `attrs`."""
     from .tensor import Tensor, Tracer
@@ -121,7 +139,7 @@ def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
     if trace is None:
         in_types = [x._type for x in inputs]
         try:
-            out_types = opdef.infer_types(in_types, attrs)
+            out_types = _infer_cached(opdef, in_types, attrs)
         except OpTypeError as e:
             raise _type_error(op, e, in_types) from None
         outs = opdef.run([x._data for x in inputs], attrs, in_types, out_types)
