@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..context import default_backend
 from ..errors import SporeflowError
 from ..ir.graph import Graph
 from .source import api_boundary
@@ -169,7 +170,6 @@ class JitFunction:
 
     # -- key ----------------------------------------------------------------------------------
     def _key(self, leaves: list, td: TreeDef) -> CacheKey:
-        from ..context import default_backend
         types = tuple(f"#{i} " + (str(x._type) if isinstance(x, Tensor) else f"{x.dtype}{list(x.shape)}")
                       for i, x in enumerate(leaves) if _is_dynamic(x))
         static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
@@ -180,7 +180,7 @@ class JitFunction:
                         self.backend or default_backend())
 
     def _cells(self, leaves) -> list:
-        from .cell import Cell
+        Cell = _cell_class()
         found: dict[int, Any] = {}
         _reachable_cells(self.fn, found, depth=4)
         for x in leaves:
@@ -259,12 +259,24 @@ class JitFunction:
         return len(self._cache)
 
 
+_CELL: list = []
+
+
+def _cell_class() -> type:
+    """nn.Cell, imported on first use (cell.py imports this module) and kept: a function-level
+    import on every call costs more than the rest of the cache lookup."""
+    if not _CELL:
+        from .cell import Cell
+        _CELL.append(Cell)
+    return _CELL[0]
+
+
 def _reachable_cells(obj, found: dict, depth: int) -> None:
     """Cells whose train flags/Parameters a trace of `obj` can depend on: obj itself, partial
     arguments, a bound method's self, what a function's closure and globals name, and what a
     transform wrapper holds (`sf_wrapped()`, e.g. sf.vmap's function or CellList members), so
     that jit(vmap(net)) or jit(grad(lambda x: net(x))) retrace when net.set_train() changes."""
-    from .cell import Cell
+    Cell = _cell_class()
     if isinstance(obj, Cell):
         found.setdefault(id(obj), obj)
         return
