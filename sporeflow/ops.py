@@ -11,6 +11,8 @@ def _wrap_public() -> None:
     for name, fn in list(globals().items()):
         if isinstance(fn, types.FunctionType) and not name.startswith("_"):
             globals()[name] = api_boundary(fn)
+        elif isinstance(fn, types.ModuleType) or name in ("annotations", "Sequence"):
+            del globals()[name]   # modules the star-imports dragged in (np, lax, math_ops, ...)
 
 
 _wrap_public()
