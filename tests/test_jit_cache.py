@@ -218,3 +218,11 @@ def test_parameter_updates_are_written_back():
     out = step(sf.Tensor(np.ones(2, np.float32)))
     np.testing.assert_allclose(p.asnumpy(), [2, 2])
     np.testing.assert_allclose(out.asnumpy(), [2, 2])
+
+
+def test_ordered_dicts_keep_their_order_and_foreign_containers_are_refused():
+    from collections import OrderedDict, defaultdict
+    out = sf.jit(lambda x: OrderedDict([("z", x), ("a", x * 2.0)]))(T(2))
+    assert isinstance(out, OrderedDict) and list(out) == ["z", "a"]
+    with pytest.raises(SporeflowError, match="returned a defaultdict, a container sporeflow cannot look into"):
+        sf.jit(lambda x: defaultdict(list, a=x))(T(2))

@@ -220,6 +220,11 @@ class JitFunction:
             out = self.fn(*args, **kwargs)
             out_leaves, out_td = tree_flatten(out)
             out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
+            for x in out_static.values():
+                if isinstance(x, (list, tuple, dict)):   # a subclass pytree does not open up
+                    raise SporeflowError(
+                        f"sf.jit: {self.name} returned a {type(x).__name__}, a container sporeflow cannot "
+                        "look into; return tuples, lists, dicts, OrderedDicts or namedtuples of tensors")
             tensors = [x for x in out_leaves if isinstance(x, Tensor)]
             graph, captured, updated = tr.finish(tensors)
         for c in captured:

@@ -1,6 +1,8 @@
-"""Pytrees: tuples, lists, dicts (sorted keys), namedtuples and None nest; all else is a leaf."""
+"""Pytrees: tuples, lists, dicts (sorted keys), OrderedDicts (their order), namedtuples and None
+nest; all else is a leaf."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable
 
 
@@ -29,9 +31,9 @@ class TreeDef:
         if self.kind == "none":
             return "None"
         inner = ", ".join(map(repr, self.children))
-        if self.kind == "dict":
+        if self.kind in ("dict", "odict"):
             inner = ", ".join(f"{k!r}: {c!r}" for k, c in zip(self.meta, self.children))
-            return "{" + inner + "}"
+            return ("OrderedDict" if self.kind == "odict" else "") + "{" + inner + "}"
         if self.kind == "tuple":
             return f"({inner},)" if len(self.children) == 1 else f"({inner})"
         if self.kind == "list":
@@ -63,6 +65,9 @@ def _flatten(x, leaves: list) -> TreeDef:
     if type(x) is dict:
         keys = tuple(sorted(x, key=repr))
         return TreeDef("dict", keys, tuple(_flatten(x[k], leaves) for k in keys))
+    if type(x) is OrderedDict:   # insertion order is part of its meaning
+        keys = tuple(x)
+        return TreeDef("odict", keys, tuple(_flatten(x[k], leaves) for k in keys))
     leaves.append(x)
     return LEAF
 
@@ -85,6 +90,8 @@ def _unflatten(td: TreeDef, it) -> Any:
         return kids
     if td.kind == "dict":
         return dict(zip(td.meta, kids))
+    if td.kind == "odict":
+        return OrderedDict(zip(td.meta, kids))
     return td.meta(*kids)
 
 
