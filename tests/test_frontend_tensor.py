@@ -210,3 +210,15 @@ def test_setitem_broadcast_values_parameters_and_errors():
         return v
     with pytest.raises(TypeError, match="item assignment of a traced value into a concrete Tensor"):
         sf.jit(leak)(sf.Tensor(np.float32(1)))
+
+
+def test_numpy_reduction_functions_accept_tensors():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = sf.Tensor(x)
+    assert float(np.sum(t)) == 15.0 and int(np.argmax(t)) == 5
+    np.testing.assert_allclose(np.mean(t, axis=0, keepdims=True).asnumpy(), x.mean(0, keepdims=True))
+    np.testing.assert_allclose(np.max(t, axis=1).asnumpy(), x.max(1))
+    np.testing.assert_allclose(sf.jit(lambda a: np.std(a, axis=1))(t).asnumpy(), x.std(1), rtol=1e-6)
+    np.testing.assert_allclose(t.mean(1, keep_dims=True).asnumpy(), x.mean(1, keepdims=True))
+    with pytest.raises(TypeError, match="out= is not supported"):
+        np.sum(t, out=np.zeros(()))

@@ -52,6 +52,25 @@ def ms_dtype_name(dt: DType) -> str:
     return _MS_NAMES.get(dt.name, dt.name.capitalize())
 
 
+def _no_out(out) -> bool:
+    if out is not None:
+        raise TypeError("sporeflow tensors are immutable values: out= is not supported; use the result")
+    return True
+
+
+def _keep(keepdims, kw: dict) -> bool:
+    """keepdims under any of its spellings (MindSpore keep_dims, numpy/torch keepdims/keepdim)."""
+    extra = set(kw) - {"keepdims", "keep_dims", "keepdim", "where", "initial"}
+    if extra:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(extra)}")
+    if kw.get("where") is not None or kw.get("initial") is not None:
+        raise TypeError("where=/initial= are not supported; mask with ops.where first")
+    for k in ("keepdims", "keep_dims", "keepdim"):
+        if k in kw:
+            return bool(kw[k])
+    return bool(keepdims)
+
+
 class Tensor:
     """An n-dimensional array. Eager ops run immediately; inside `jit` they are traced."""
     __array_priority__ = 100
@@ -199,14 +218,32 @@ class Tensor:
             self._data = new._data
 
     # -- methods -----------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dtype=None): return F.sum(self, axis, keepdims, dtype=dtype)
-    def mean(self, axis=None, keep_dims=False): return F.mean(self, axis, keep_dims)
-    def max(self, axis=None, keepdims=False): return F.amax(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return F.amin(self, axis, keepdims)
-    def argmax(self, axis=None, keepdims=False): return F.argmax(self, axis, keepdims)
-    def argmin(self, axis=None, keepdims=False): return F.argmin(self, axis, keepdims)
-    def var(self, axis=None, ddof=0, keepdims=False): return F.var(self, axis, ddof, keepdims)
-    def std(self, axis=None, ddof=0, keepdims=False): return F.std(self, axis, ddof, keepdims)
+    # reductions accept numpy's keywords too (np.sum(t), np.mean(t, keepdims=True) call these)
+    def sum(self, axis=None, keepdims=False, dtype=None, out=None, **kw):
+        return F.sum(self, axis, _keep(keepdims, kw), dtype=dtype) if _no_out(out) else None
+
+    def mean(self, axis=None, keep_dims=False, dtype=None, out=None, **kw):
+        r = F.mean(self, axis, _keep(keep_dims, kw)) if _no_out(out) else None
+        return r if dtype is None else F.cast(r, dtype)
+
+    def max(self, axis=None, keepdims=False, out=None, **kw):
+        return F.amax(self, axis, _keep(keepdims, kw)) if _no_out(out) else None
+
+    def min(self, axis=None, keepdims=False, out=None, **kw):
+        return F.amin(self, axis, _keep(keepdims, kw)) if _no_out(out) else None
+
+    def argmax(self, axis=None, keepdims=False, out=None, **kw):
+        return F.argmax(self, axis, _keep(keepdims, kw)) if _no_out(out) else None
+
+    def argmin(self, axis=None, keepdims=False, out=None, **kw):
+        return F.argmin(self, axis, _keep(keepdims, kw)) if _no_out(out) else None
+
+    def var(self, axis=None, ddof=0, keepdims=False, dtype=None, out=None, **kw):
+        return F.var(self, axis, ddof, _keep(keepdims, kw)) if _no_out(out) else None
+
+    def std(self, axis=None, ddof=0, keepdims=False, dtype=None, out=None, **kw):
+        return F.std(self, axis, ddof, _keep(keepdims, kw)) if _no_out(out) else None
+
     def abs(self): return F.abs(self)
     def exp(self): return F.exp(self)
     def log(self): return F.log(self)
