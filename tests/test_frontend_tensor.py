@@ -222,3 +222,11 @@ def test_numpy_reduction_functions_accept_tensors():
     np.testing.assert_allclose(t.mean(1, keep_dims=True).asnumpy(), x.mean(1, keepdims=True))
     with pytest.raises(TypeError, match="out= is not supported"):
         np.sum(t, out=np.zeros(()))
+
+
+def test_bool_tensors_with_python_ints_promote_to_int64():
+    b = sf.Tensor(np.array([True, False]))
+    for got in both(lambda t: (t + 1, 2 * t, t * 2.5), np.array([True, False])):
+        assert got[0].dtype is sf.int64 and got[0].asnumpy().tolist() == [2, 1]
+        assert got[1].dtype is sf.int64 and got[2].dtype is sf.float32
+    assert (b & True).dtype is sf.bool_

@@ -34,6 +34,8 @@ def _weak_dtype(scalar, other: DType) -> DType:
         return other
     if isinstance(scalar, float) and not other.is_float:
         return D.float32
+    if isinstance(scalar, int) and other is D.bool_:
+        return D.int64   # bool tensor + 1 is int64, as in numpy and MindSpore
     return other
 
 
