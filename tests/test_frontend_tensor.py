@@ -155,8 +155,12 @@ def test_getitem_with_tensor_indices_and_errors():
         t[3]
     with pytest.raises(IndexError, match="too many indices"):
         t[0, 0, 0]
-    with pytest.raises(IndexError, match="boolean-mask"):
-        t[t > 2]
+    np.testing.assert_array_equal(t[t > 2].asnumpy(), x[x > 2])           # eagerly: a gather
+    np.testing.assert_array_equal(t[np.array([True, False, True])].asnumpy(), x[[True, False, True]])
+    with pytest.raises(IndexError, match="data-dependent shape, which compiled code cannot have"):
+        sf.jit(lambda a: a[a > 2])(t)
+    with pytest.raises(IndexError, match="does not match"):
+        t[np.array([True, False])]
     assert t[sf.Tensor(1)].shape == (4,)
 
 

@@ -283,7 +283,7 @@ def getitem(x: Tensor, key):
         key = (key,)
     if any(isinstance(k, Tensor) and k.dtype is D.bool_ for k in key) or any(
             isinstance(k, np.ndarray) and k.dtype == np.bool_ for k in key):
-        raise IndexError("boolean-mask indexing gives a data-dependent shape; use ops.where / ops.masked_fill")
+        return _bool_mask_getitem(x, key)
     n_explicit = sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_explicit > x.ndim:
         raise IndexError(f"too many indices ({n_explicit}) for a tensor of rank {x.ndim}")
@@ -374,6 +374,20 @@ def setitem(x: Tensor, key, value) -> Tensor:
     vals = lax.ne(vals, lax.zeros_like(vals)) if x.dtype is D.bool_ else lax.convert(vals, x.dtype)
     new = lax.select(lax.gt(hit, lax.zeros_like(hit)), vals, reshape(x, (-1,)))
     return reshape(new, x.shape)
+
+
+def _bool_mask_getitem(x: Tensor, key: tuple) -> Tensor:
+    """x[mask] with one boolean mask over the leading dims: eagerly the selected positions are
+    known, so it becomes a gather; under a trace the shape would depend on data."""
+    mask = key[0]
+    if len(key) != 1 or _is_tracer(x) or _is_tracer(mask):
+        raise IndexError("boolean-mask indexing gives a data-dependent shape, which compiled code cannot have "
+                         "(and sporeflow supports it eagerly only as x[mask]); use ops.where / ops.masked_fill")
+    m = mask.asnumpy() if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.shape != x.shape[:m.ndim]:
+        raise IndexError(f"boolean mask of shape {m.shape} does not match the tensor's leading dims {x.shape}")
+    flat = reshape(x, (-1,) + x.shape[m.ndim:])
+    return lax.take(flat, Tensor(np.flatnonzero(m).astype(np.int64)), axis=0)
 
 
 def _is_tracer(x) -> bool:
