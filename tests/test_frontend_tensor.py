@@ -159,6 +159,7 @@ def test_getitem_with_tensor_indices_and_errors():
     np.testing.assert_array_equal(t[np.array([True, False, True])].asnumpy(), x[[True, False, True]])
     with pytest.raises(IndexError, match="data-dependent shape, which compiled code cannot have"):
         sf.jit(lambda a: a[a > 2])(t)
+    np.testing.assert_array_equal(sf.jit(lambda a: a[np.array([False, True, True])])(t).asnumpy(), x[1:])
     with pytest.raises(IndexError, match="does not match"):
         t[np.array([True, False])]
     assert t[sf.Tensor(1)].shape == (4,)

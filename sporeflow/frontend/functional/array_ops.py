@@ -377,10 +377,11 @@ def setitem(x: Tensor, key, value) -> Tensor:
 
 
 def _bool_mask_getitem(x: Tensor, key: tuple) -> Tensor:
-    """x[mask] with one boolean mask over the leading dims: eagerly the selected positions are
-    known, so it becomes a gather; under a trace the shape would depend on data."""
+    """x[mask] with one boolean mask over the leading dims: when the mask is concrete (eagerly,
+    or a numpy/constant mask under a trace) the positions are known and it becomes a gather; a
+    traced mask would make the shape depend on data."""
     mask = key[0]
-    if len(key) != 1 or _is_tracer(x) or _is_tracer(mask):
+    if len(key) != 1 or _is_tracer(mask):
         raise IndexError("boolean-mask indexing gives a data-dependent shape, which compiled code cannot have "
                          "(and sporeflow supports it eagerly only as x[mask]); use ops.where / ops.masked_fill")
     m = mask.asnumpy() if isinstance(mask, Tensor) else np.asarray(mask)
