@@ -1,6 +1,7 @@
 """Global context (sf.set_context / sf.get_context), as in MindSpore."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 GRAPH_MODE = 0
@@ -19,6 +20,19 @@ _CONTEXT: dict[str, Any] = {
     "verify_each_pass": False,
     "jit_explain": False,
 }
+
+
+def _from_environment() -> None:
+    """MindSpore's env vars (MS_DEV_SAVE_GRAPHS=1, MS_DEV_SAVE_GRAPHS_PATH=dir) and sporeflow's
+    own (SPOREFLOW_SAVE_GRAPHS, SPOREFLOW_SAVE_GRAPHS_PATH) turn IR dumps on at import."""
+    for prefix in ("MS_DEV_", "SPOREFLOW_"):
+        if os.environ.get(prefix + "SAVE_GRAPHS", "0") not in ("", "0"):
+            _CONTEXT["save_graphs"] = True
+        if os.environ.get(prefix + "SAVE_GRAPHS_PATH"):
+            _CONTEXT["save_graphs_path"] = os.environ[prefix + "SAVE_GRAPHS_PATH"]
+
+
+_from_environment()
 
 
 def set_context(**kwargs) -> None:

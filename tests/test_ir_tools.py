@@ -108,3 +108,13 @@ def test_op_coverage_fails_when_a_rule_is_missing():
         ROOT, os.path.join(ROOT, "tools"))
     r = run("-c", code)
     assert r.returncode == 1 and "half_done_op.impl" in r.stderr
+
+
+def test_mindspore_env_vars_turn_dumps_on(tmp_path):
+    (tmp_path / "script.py").write_text(SCRIPT)
+    env_code = "import os, runpy; runpy.run_path('script.py', run_name='__main__')"
+    env = dict(os.environ, PYTHONPATH=ROOT, MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=str(tmp_path / "d"))
+    r = subprocess.run([sys.executable, "-c", env_code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "0000_step_traced.ir" in os.listdir(tmp_path / "d")
