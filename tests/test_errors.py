@@ -185,3 +185,14 @@ def test_escaped_tracer_is_reported():
 def test_ir_text_keeps_the_user_location():
     g = sf.jit(g_add).trace(T(2), T(2)).graph
     assert g.nodes[-1].loc == f"{os.path.basename(HERE)}:{line_of('ADD')}"
+
+
+def test_failed_trace_leaves_analyze_fail_ir_when_saving_graphs(tmp_path):
+    import sporeflow.ir as ir
+    sf.set_context(save_graphs=True, save_graphs_path=str(tmp_path))
+    with pytest.raises(ShapeError) as ei:
+        sf.jit(lambda x, y: (x * 2.0) + y)(T(2, 3), T(4))
+    files = [f for f in os.listdir(tmp_path) if f.endswith("analyze_fail.ir")]
+    assert len(files) == 1 and str(tmp_path / files[0]) in "\n".join(ei.value.__notes__)
+    g = ir.parse((tmp_path / files[0]).read_text())
+    assert [n.op for n in g.nodes] == ["constant", "mul"]

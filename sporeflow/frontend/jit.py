@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..context import default_backend
-from ..errors import SporeflowError
+from ..errors import ShapeError, SporeflowError, TracerError
 from ..ir.graph import Graph
 from .source import api_boundary
 from .pytree import TreeDef, tree_flatten, tree_unflatten
@@ -88,6 +88,16 @@ def save_graph(graph: Graph, stage: str) -> str | None:
     with open(path, "w") as f:
         f.write(str(graph))
     return path
+
+
+def _save_analyze_fail(trace: Trace, err: Exception) -> None:
+    """With save_graphs on, a failed trace leaves what it recorded so far in analyze_fail.ir
+    (as MindSpore does) and the error says where."""
+    partial = trace.builder.finish([])
+    partial.name = f"{trace.builder.name}_analyze_fail"
+    path = save_graph(partial, "analyze_fail")
+    if path:
+        err.add_note(f"the graph traced up to the error: {path}")
 
 
 @dataclass
@@ -217,7 +227,11 @@ class JitFunction:
                 else:
                     call_leaves.append(x)
             args, kwargs = tree_unflatten(td, call_leaves)
-            out = self.fn(*args, **kwargs)
+            try:
+                out = self.fn(*args, **kwargs)
+            except (ShapeError, TracerError) as e:
+                _save_analyze_fail(tr, e)
+                raise
             out_leaves, out_td = tree_flatten(out)
             out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
             for x in out_static.values():
