@@ -226,3 +226,12 @@ def test_ordered_dicts_keep_their_order_and_foreign_containers_are_refused():
     assert isinstance(out, OrderedDict) and list(out) == ["z", "a"]
     with pytest.raises(SporeflowError, match="returned a defaultdict, a container sporeflow cannot look into"):
         sf.jit(lambda x: defaultdict(list, a=x))(T(2))
+
+
+def test_mutable_is_accepted():
+    jf = sf.jit(lambda t: t[0] + t[1])
+    jf(sf.mutable((T(2), T(2, seed=1))))
+    jf(sf.mutable((T(2, seed=2), T(2, seed=3))))
+    assert jf.cache_size() == 1
+    with pytest.raises(NotImplementedError, match="dynamic_len"):
+        sf.mutable([T(2)], dynamic_len=True)

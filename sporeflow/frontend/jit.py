@@ -339,6 +339,16 @@ def jit(fn: Callable | None = None, backend: str | None = None, *, function: Cal
     return JitFunction(fn, backend)
 
 
+def mutable(input_data, dynamic_len: bool = False):
+    """ms.mutable: MindSpore uses it to stop retracing on tuple/list/dict inputs of tensors;
+    sf.jit already treats every tensor inside a pytree as a traced input (only the structure and
+    the types are in the cache key), so it returns its argument."""
+    if dynamic_len:
+        raise NotImplementedError("mutable(dynamic_len=True): sequences whose length varies between calls are "
+                                  "not supported; each length is its own compiled graph")
+    return input_data
+
+
 def jit_class(cls: type) -> type:
     """ms.jit_class: marks a class whose instances and methods are used inside compiled code.
     Tracing runs Python, so any class already works there; the mark only records the intent."""
