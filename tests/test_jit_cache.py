@@ -235,3 +235,22 @@ def test_mutable_is_accepted():
     assert jf.cache_size() == 1
     with pytest.raises(NotImplementedError, match="dynamic_len"):
         sf.mutable([T(2)], dynamic_len=True)
+
+
+def test_retraces_are_logged_and_explained(caplog):
+    import logging
+    jf = sf.jit(lambda x: x + 1.0)
+    with caplog.at_level(logging.INFO, logger="sporeflow.jit"):
+        for n in range(1, 11):
+            jf(T(n))
+    msgs = [r.getMessage() for r in caplog.records]
+    assert "sf.jit: retracing <lambda> because tensor types changed: #0 f32[1] -> #0 f32[2]" in msgs
+    assert any("has been traced 10 times" in m for m in msgs if m)
+    caplog.clear()
+    sf.set_context(jit_explain=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sporeflow.jit"):
+            jf(T(11))
+        assert any(r.levelno == logging.WARNING and "retracing" in r.getMessage() for r in caplog.records)
+    finally:
+        sf.set_context(jit_explain=False)

@@ -24,6 +24,7 @@ from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace
 
 log = logging.getLogger("sporeflow.jit")
+RETRACE_WARNING = 10   # trace count at which a function gets one warning that it keeps retracing
 
 
 def _is_dynamic(x) -> bool:
@@ -264,7 +265,12 @@ class JitFunction:
         if compiled is None:
             reason = reason or self._explain(key)
             if self._keys:
-                log.info("sf.jit: retracing %s because %s", self.name, reason)
+                from ..context import get_context
+                level = logging.WARNING if get_context("jit_explain") else logging.INFO
+                log.log(level, "sf.jit: retracing %s because %s", self.name, reason)
+                if len(self._keys) + 1 == RETRACE_WARNING:
+                    log.warning("sf.jit: %s has been traced %d times (last because %s); shapes, dtypes or "
+                                "static arguments keep changing", self.name, RETRACE_WARNING, reason)
             self.last_retrace_reason = reason
             compiled = self._trace(leaves, td).lower(self.backend)
             self._cache[key.as_tuple()] = compiled
