@@ -264,6 +264,9 @@ class Model:
                 cb.cur_epoch_num = e + 1
                 self._train_network.set_train(True)
                 manager.on_train_epoch_begin(run_context)
+                if hasattr(train_dataset, "set_epoch"):
+                    # epoch e sees epoch e's shuffle order, so resuming at initial_epoch=k is bit-exact
+                    train_dataset.set_epoch(e)
                 for row in self._rows(train_dataset, need_two):
                     cb.cur_step_num += 1
                     cb.train_dataset_element = row
