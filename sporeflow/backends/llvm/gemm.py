@@ -26,6 +26,7 @@ from .kernels_nn import blas_available, emit_gemm, lower_matmul as lower_matmul_
 from .parallel import emit_parallel_for, gomp_available
 
 GEMM_PARALLEL_MACS = int(os.environ.get("SPOREFLOW_GEMM_PARALLEL_MACS", 1 << 21))
+GEMM_BLAS_THREADS_MACS = int(os.environ.get("SPOREFLOW_GEMM_BLAS_THREADS_MACS", 1 << 31))
 _SET, _GET = "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"
 _threads_ok: bool | None = None
 
@@ -63,6 +64,12 @@ def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: in
                      name: str = "gemm") -> None:
     """C[m,n] = op(A) @ op(B), split over the cores when large (see the module note)."""
     b = fx.b
+    if m * n * k >= GEMM_BLAS_THREADS_MACS:
+        # very large products: OpenBLAS's own threads share packed panels of B between cores
+        # (two independent single-threaded calls each pack their own: 2048^3 ran at 69 vs 207
+        # GFLOP/s), and the wait-loop cost is negligible against a ~100 ms product
+        emit_gemm(b, ty, a, bm, c, m, n, k, ta, tb)
+        return
     restore = single_threaded_blas(b)
     if m * n * k < GEMM_PARALLEL_MACS or not gomp_available() or max(m, n) < 32:
         emit_gemm(b, ty, a, bm, c, m, n, k, ta, tb)
