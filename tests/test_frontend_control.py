@@ -86,3 +86,12 @@ def test_mismatched_branches_and_bodies_are_clear_errors():
         sf.jit(lambda x: ops.Scan()(lambda c, r: (c.sum(), r), x, x))(T([1.0, 2.0]))
     with pytest.raises(NotImplementedError, match="assigning to a Parameter inside cond/while/scan"):
         sf.jit(lambda x: ops.cond(x.sum() > 0, lambda a: ops.assign(W, a), lambda a: a, x))(T([1.0, 2.0]))
+
+
+def test_eager_scan_of_length_zero_gives_empty_stacked_ys():
+    import numpy as np
+    import sporeflow as sf
+    from sporeflow import ops
+    carry, ys = ops.Scan()(lambda c, x: (c + x.sum(), x * 2), sf.Tensor(1.5), sf.Tensor(np.zeros((0, 3), np.float32)))
+    assert float(carry.asnumpy()) == 1.5
+    assert ys.shape == (0, 3) and ys.dtype == sf.float32

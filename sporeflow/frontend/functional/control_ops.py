@@ -114,6 +114,10 @@ def scan(loop_func: Callable, init, xs, length: int | None = None, reverse: bool
     if any(x.ndim == 0 or x.shape[0] != length for x in x_leaves):
         raise ValueError(f"Scan: every xs leaf needs a leading axis of length {length}, got "
                          f"{[x.shape for x in x_leaves]}")
+    if current_trace() is None and length == 0:
+        # nothing to run eagerly, but ys still need their (0, ...) shapes: trace the body for its types
+        from ..jit import JitFunction
+        return JitFunction(lambda c, x: scan(loop_func, c, x, length, reverse), name="scan")(init, xs)
     if current_trace() is None:
         from .array_ops import stack
         carry, ys = init, []
