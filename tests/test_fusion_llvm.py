@@ -98,3 +98,12 @@ def test_standalone_reductions_row_and_column_kernels_are_accurate():
         exe = _compile(g)
         assert "@k_reduce_" in exe.source          # the row/column kernel, not the generic loop
         np.testing.assert_allclose(exe(x)[0], ref.astype(np.float32), rtol=4e-7)
+
+
+def test_row_max_min_propagate_nan_per_row():
+    x = RNG.standard_normal((4, 3000)).astype(np.float32)
+    x[1, 1234] = np.nan
+    x[2, :] = -np.inf
+    for fn, ref in ((lambda a: ops.amax(a, 1), np.max), (lambda a: ops.amin(a, -1), np.min)):
+        exe = _compile(sf.jit(fn).trace(sf.Tensor(x)).graph)
+        np.testing.assert_array_equal(exe(x)[0], ref(x, axis=1))

@@ -37,6 +37,7 @@ from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
 
 REDUCE_OPS = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
+_SUF = {"float": "f32", "double": "f64"}
 VIEW_OPS = ("broadcast_to", "reshape")
 BLOCK = 1024          # elements per float partial-sum block in row reductions
 
@@ -355,6 +356,9 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
         accs_slot = {id(n): kb.alloca("double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype), "acc")
                      for n in reds}
         part = {id(n): kb.alloca(compute_ty(n.outputs[0].dtype), "part") for n in reds if _is_fsum(n)}
+        # float max/min: maxnum/minnum (a reduction LLVM vectorizes; llvm.maximum's was scalar,
+        # 100 ms for a 4096^2 row max) plus an OR of "is NaN", so NaN still propagates as in numpy
+        nans = {id(n): kb.alloca("i8", "nan") for n in reds if _is_fminmax(n)}
         with kb.loop(end, "row", start=start) as row:
             row_memo: dict[int, str] = {}
 
@@ -375,6 +379,8 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                     kind = REDUCE_OPS[n.op]
                     ty = "double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype)
                     kb.store(ty, _red_init(n, ty), accs_slot[id(n)])
+                    if id(n) in nans:
+                        kb.store("i8", "0", nans[id(n)])
                 blocked = any(_is_fsum(n) for n in pass_reds) and inner > BLOCK
                 step = BLOCK if blocked else max(inner, 1)
                 with kb.loop(inner, "blk", step=step) as b0:
@@ -393,7 +399,7 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                             return kb.add(row_index(key), kb.mul(j, ist[key]) if ist[key] else "0")
                         for n in pass_reds:
                             x = em.value(n.inputs[0], index_of)
-                            _accumulate(kb, n, x, part.get(id(n), accs_slot[id(n)]))
+                            _accumulate(kb, n, x, part.get(id(n), accs_slot[id(n)]), nans.get(id(n)))
                         for key, v in keep.items():
                             if plan.level[key] == p:
                                 kb.store(compute_ty(v.dtype), em.value(v, index_of), bufs[key], j)
@@ -413,6 +419,9 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                     cty = compute_ty(n.outputs[0].dtype)
                     if ty != cty:
                         val = kb.op(f"fptrunc double {val} to {cty}")
+                    if id(n) in nans:
+                        isnan = kb.op(f"icmp ne i8 {kb.load('i8', nans[id(n)])}, 0")
+                        val = kb.op(f"select i1 {isnan}, {cty} 0x7FF8000000000000, {cty} {val}")
                     row_memo[id(n.outputs[0])] = val
             # row-valued outputs (one value per row)
             em.memo = dict(row_memo)
@@ -560,11 +569,25 @@ def _red_init(n: Node, ty: str) -> str:
     return _init(dt, kind, ty)
 
 
-def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str) -> None:
+def _is_fminmax(n: Node) -> bool:
+    return n.op in ("reduce_max", "reduce_min") and n.outputs[0].dtype.is_float
+
+
+def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str, nan_slot: str | None = None) -> None:
     dt = n.outputs[0].dtype
     ty = compute_ty(dt)
     a = kb.load(ty, slot)
     kind = REDUCE_OPS[n.op]
+    if nan_slot is not None:
+        fn = "maxnum" if kind == "max" else "minnum"
+        kb.module.declare(f"declare {ty} @llvm.{fn}.{_SUF[ty]}({ty}, {ty})")
+        # nnan lets LLVM vectorize the reduction; a NaN input makes `r` poison, but then the
+        # NaN flag is set and the final select returns NaN without looking at `r`
+        r = kb.op(f"call nnan {ty} @llvm.{fn}.{_SUF[ty]}({ty} {a}, {ty} {x})")
+        kb.store(ty, r, slot)
+        isnan = kb.op(f"zext i1 {kb.op(f'fcmp uno {ty} {x}, 0.0')} to i8")
+        kb.store("i8", kb.op(f"or i8 {kb.load('i8', nan_slot)}, {isnan}"), nan_slot)
+        return
     if kind == "sum":
         # reassoc on this add only: LLVM keeps 16-lane partial sums (a blocked summation)
         r = kb.op(f"fadd reassoc {ty} {a}, {x}") if dt.is_float else kb.op(f"add {ty} {a}, {x}")
