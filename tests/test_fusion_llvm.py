@@ -93,7 +93,8 @@ def test_standalone_reductions_row_and_column_kernels_are_accurate():
     x = (RNG.standard_normal((3, 70000)) + 10).astype(np.float32)
     for fn, ref in ((lambda a: ops.sum(a, 1), x.astype(np.float64).sum(1)),
                     (lambda a: ops.sum(a, 0), x.astype(np.float64).sum(0)),
-                    (lambda a: ops.max(a, 1), x.max(1))):
+                    (lambda a: ops.amax(a, 1), x.max(1)),
+                    (lambda a: ops.sum(a.T * 1.0, 0), x.astype(np.float64).sum(1))):   # a long column
         g = sf.jit(fn).trace(sf.Tensor(x)).graph
         exe = _compile(g)
         assert "@k_reduce_" in exe.source          # the row/column kernel, not the generic loop

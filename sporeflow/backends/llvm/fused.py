@@ -461,26 +461,47 @@ def _emit_col(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
         with kb.loop(end, "c0", start=start) as j:
             for n, a in zip(reds, acc_p):
                 kb.store(slot_ty[id(n)], _red_init(n, slot_ty[id(n)]), a, j)
-        with kb.loop(rows, "ri") as i:
+        def rows_step(i0: str, nr: int) -> None:
+            """Rows i0 .. i0+nr-1 combined in the compute type, then one update of the
+            accumulator: a quarter of the accumulator traffic (and still float sums of only
+            COL_UNROLL terms before the double accumulation)."""
             with kb.loop(end, "cj", start=start) as j:
-                em.memo = {}
-
-                def index_of(strides, i=i, j=j):
-                    key = next(q for q, a in accs.items() if a.strides == strides)
-                    return kb.add(kb.mul(i, rs[key]) if rs[key] else "0", kb.mul(j, cs[key]) if cs[key] else "0")
                 for n, a in zip(reds, acc_p):
-                    x = em.value(n.inputs[0], index_of)
                     ty, cty = slot_ty[id(n)], compute_ty(n.outputs[0].dtype)
+                    dt = n.outputs[0].dtype
+                    comb = None
+                    for t in range(nr):
+                        em.memo = {}
+                        i = kb.add(i0, t)
+
+                        def index_of(strides, i=i, j=j):
+                            key = next(q for q, a in accs.items() if a.strides == strides)
+                            return kb.add(kb.mul(i, rs[key]) if rs[key] else "0",
+                                          kb.mul(j, cs[key]) if cs[key] else "0")
+                        x = em.value(n.inputs[0], index_of)
+                        if comb is None:
+                            comb = x
+                        elif n.op == "reduce_sum":
+                            comb = kb.op(f"{'fadd' if dt.is_float else 'add'} {cty} {comb}, {x}")
+                        else:
+                            comb = SCALAR_RULES["maximum" if n.op == "reduce_max" else "minimum"](
+                                kb, [comb, x], [dt, dt], dt, None)
                     if ty != cty:
-                        x = kb.op(f"fpext {cty} {x} to double")
+                        comb = kb.op(f"fpext {cty} {comb} to double")
                     cur = kb.load(ty, a, j)
                     if n.op == "reduce_sum":
-                        r = kb.op(f"{'fadd' if n.outputs[0].dtype.is_float else 'add'} {ty} {cur}, {x}")
+                        r = kb.op(f"{'fadd' if dt.is_float else 'add'} {ty} {cur}, {comb}")
                     else:
-                        dt = n.outputs[0].dtype
-                        r = SCALAR_RULES["maximum" if n.op == "reduce_max" else "minimum"](kb, [cur, x], [dt, dt], dt,
-                                                                                          None)
+                        r = SCALAR_RULES["maximum" if n.op == "reduce_max" else "minimum"](kb, [cur, comb],
+                                                                                          [dt, dt], dt, None)
                     kb.store(ty, r, a, j)
+        full = rows - rows % COL_UNROLL
+        if full:
+            with kb.loop(full, "ri", step=COL_UNROLL) as i0:
+                rows_step(i0, COL_UNROLL)
+        if rows % COL_UNROLL:
+            with kb.loop(rows, "rr", start=full) as i0:
+                rows_step(i0, 1)
         with kb.loop(end, "c1", start=start) as j:
             for n, a in zip(reds, acc_p):
                 ty, cty = slot_ty[id(n)], compute_ty(n.outputs[0].dtype)
@@ -495,6 +516,7 @@ def _emit_col(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
     return True
 
 
+COL_UNROLL = 4            # rows combined per accumulator update in column kernels
 MAX_ROW_BUFFER = 16384     # elements; a row buffer lives on the kernel's stack (64 KiB in f32)
 _HEAVY = ("exp", "log", "tanh", "sin", "cos", "erf", "pow", "div", "sqrt", "rsqrt")
 
