@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .irgen import BYTES, FnBuilder, compute_ty
 from .gemm import single_threaded_blas
+from .parallel import emit_parallel_for, gomp_available, team_size
 from .kernels_nn import blas_available, emit_gemm, lower_conv2d as lower_conv2d_loops
 
 
@@ -35,24 +36,37 @@ def lower_conv2d(fx, node, ins, outs) -> None:
     # (weight gradients: a 28x28 "kernel" over a 5x5 output) the transposed panel cols_t[P, K]
     # copies runs of KW instead, and the gemm reads it transposed
     transposed = not direct and KW > Wo
-    cols = None if direct else fx.scratch(K * P * BYTES[cty])
     b.emit(f"; conv2d as im2col + gemm: {g} x gemm({og}x{P}x{K}) per image"
            + (" (transposed panel)" if transposed else ""))
+    # images run in parallel (each thread its own im2col panel, indexed by its thread number)
+    threads = team_size() if gomp_available() else 1
+    cols = None if direct else fx.scratch(threads * K * P * BYTES[cty])
     restore = single_threaded_blas(b)      # see gemm.py: OpenBLAS's own threads stall under load
-    with b.loop(N, "cn") as n:
-        with b.loop(g, "cg") as q:
-            xbase = b.add(b.mul(n, C * H * W), b.mul(q, CG * H * W))
-            if direct:
-                panel = b.gep(cty, ins[0], xbase)
-            elif transposed:
-                _im2col_t(b, cty, ins[0], xbase, cols, CG, H, W, KH, KW, Ho, Wo, s, p, d)
-                panel = cols
-            else:
-                _im2col(b, cty, ins[0], xbase, cols, CG, H, W, KH, KW, Ho, Wo, s, p, d)
-                panel = cols
-            wq = b.gep(cty, ins[1], b.mul(q, og * K))
-            oq = b.gep(cty, outs[0], b.add(b.mul(n, O * P), b.mul(q, og * P)))
-            emit_gemm(b, cty, wq, panel, oq, og, P, K, False, transposed)
+    ptrs = [ins[0], ins[1], outs[0]] + ([cols] if cols else [])
+
+    def body_fn(kb: FnBuilder, kp: list[str], start: str, end: str) -> None:
+        panel0 = None
+        if not direct and threads == 1:
+            panel0 = kp[3]
+        elif not direct:
+            kb.module.declare("declare i32 @omp_get_thread_num()")
+            tid = kb.op("sext i32 " + kb.op("call i32 @omp_get_thread_num()") + " to i64")
+            panel0 = kb.gep(cty, kp[3], kb.mul(tid, K * P))
+        with kb.loop(end, "cn", start=start) as n:
+            with kb.loop(g, "cg") as q:
+                xbase = kb.add(kb.mul(n, C * H * W), kb.mul(q, CG * H * W))
+                if direct:
+                    panel = kb.gep(cty, kp[0], xbase)
+                elif transposed:
+                    _im2col_t(kb, cty, kp[0], xbase, panel0, CG, H, W, KH, KW, Ho, Wo, s, p, d)
+                    panel = panel0
+                else:
+                    _im2col(kb, cty, kp[0], xbase, panel0, CG, H, W, KH, KW, Ho, Wo, s, p, d)
+                    panel = panel0
+                wq = kb.gep(cty, kp[1], kb.mul(q, og * K))
+                oq = kb.gep(cty, kp[2], kb.add(kb.mul(n, O * P), kb.mul(q, og * P)))
+                emit_gemm(kb, cty, wq, panel, oq, og, P, K, False, transposed)
+    emit_parallel_for(fx, "conv2d", ptrs, N, body_fn, N * og * g * P * K if N > 1 else 0)
     restore()
 
 

@@ -35,6 +35,15 @@ def gomp_available() -> bool:
     return _gomp_loaded
 
 
+def team_size() -> int:
+    """Threads of a parallel region (passed to GOMP_parallel explicitly, so a kernel may index
+    per-thread scratch by omp_get_thread_num())."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0] or os.cpu_count() or 1))
+    except ValueError:
+        return max(1, os.cpu_count() or 1)
+
+
 def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, work: int) -> None:
     """Emit kernel `body(kb, kptrs, start, end)` over [0, n) and call it from `fx`."""
     mod = fx.cg.mod
@@ -54,7 +63,7 @@ def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, wo
     data = b.alloca("ptr", "omp", len(ptrs) + 1)
     for k, p in enumerate(ptrs):
         b.store("ptr", p, data, k)
-    b.emit(f"call void @GOMP_parallel(ptr @{base}_omp, ptr {data}, i32 0, i32 0)")
+    b.emit(f"call void @GOMP_parallel(ptr @{base}_omp, ptr {data}, i32 {team_size()}, i32 0)")
 
 
 def _emit_outlined(mod, base: str, nptr: int, n: int) -> None:
