@@ -146,3 +146,22 @@ def test_llvm_train_step_updates_parameters_in_place():
     assert wl._data is before[0] and vl._data is before[1]       # same buffers, updated in place
     np.testing.assert_allclose(wl.asnumpy(), wi.asnumpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(vl.asnumpy(), vi.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_llvm_output_arrays_reused_only_when_unreferenced():
+    import pytest
+    pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
+    x = sf.Tensor(np.arange(40000, dtype=np.float32))
+    f = sf.jit(lambda a: a * 2.0 + 1.0, backend="llvm")
+    first = f(x)
+    keep = first.asnumpy().copy()
+    second = f(x * 3.0)                   # `first` is still referenced: must not be overwritten
+    np.testing.assert_array_equal(first.asnumpy(), keep)
+    del second
+    np.testing.assert_array_equal(f(x).asnumpy(), keep)
+    exe = next(iter(f._cache.values())).executable
+    a = x.asnumpy()
+    out = exe(a)[0]
+    ptr = out.ctypes.data
+    del out                               # unreferenced: the next call reuses the buffer
+    assert exe(a)[0].ctypes.data == ptr
