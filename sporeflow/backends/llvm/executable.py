@@ -19,6 +19,7 @@ from . import jit
 from .codegen import generate
 
 POOL_MIN_BYTES = 1 << 16   # smaller outputs come from malloc's free lists anyway
+POOL_DEPTH = 2
 
 _ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -41,7 +42,7 @@ class LLVMExecutable:
         self._arena = np.empty(max(self.arena_bytes, 64), np.uint8)
         self._n_in, self._n_out = len(graph.inputs), len(graph.outputs)
         self._out_types = [(v.type.shape, v.type.dtype.storage) for v in graph.outputs]
-        self._pool: dict[int, np.ndarray] = {}
+        self._pool: dict[int, list] = {}
         self.stats = dict(stats, nodes=len(graph.nodes), ir_lines=self.source.count("\n"),
                           arena_bytes=self.arena_bytes, object_bytes=len(obj), codegen_ir_seconds=t1 - t0,
                           compile_seconds=t2 - t1, load_seconds=t3 - t2)
@@ -73,16 +74,17 @@ class LLVMExecutable:
             self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)
             for j, o in enumerate(outs):
                 if j not in self.donated and o.nbytes >= POOL_MIN_BYTES:
-                    self._pool[j] = o
+                    self._pool.setdefault(j, []).insert(0, o)
+                    del self._pool[j][POOL_DEPTH:]
         return outs
 
     def _new_output(self, j: int, shape, dt) -> np.ndarray:
         """The previous call's output array when nothing else references it any more, else a new
         one (issue 5): a fresh 64 MiB array costs ~4 ms of page faults per call, which was 40%
         of a 4096^2 softmax. Only arrays nobody can observe are reused (reference count)."""
-        o = self._pool.get(j)
-        if o is not None:
-            del self._pool[j]
+        pool = self._pool.get(j, [])
+        for k in range(len(pool) - 1, -1, -1):   # two kept: `y = f(x)` still holds the last one
+            o = pool.pop(k)
             if sys.getrefcount(o) == 2:     # `o` here and getrefcount's argument: unreferenced
                 return o
         return np.empty(shape, dt)
