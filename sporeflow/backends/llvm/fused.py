@@ -15,6 +15,9 @@ A fused body becomes one of:
   master       a matmul/conv2d "master" runs first (its own lowering: BLAS), into the output
                buffer when it is a group output, else into scratch; its elementwise or row
                epilogue is then one of the two above with the master's result as an input.
+Half types (float16/bfloat16) compute in float32 inside a group and round once at its outputs
+(backend-derisk.md 1f: "upcast, compute, round once"), so a fused group may differ from the
+interpreter, which rounds after every primitive, by one half-precision ulp.
 Anything else (a body the renderer does not recognize) is inlined node by node with each
 member's own lowering, so every fused node compiles.
 
