@@ -15,9 +15,9 @@ A fused body becomes one of:
   master       a matmul/conv2d "master" runs first (its own lowering: BLAS), into the output
                buffer when it is a group output, else into scratch; its elementwise or row
                epilogue is then one of the two above with the master's result as an input.
-Half types (float16/bfloat16) compute in float32 inside a group and round once at its outputs
-(backend-derisk.md 1f: "upcast, compute, round once"), so a fused group may differ from the
-interpreter, which rounds after every primitive, by one half-precision ulp.
+Half types (float16/bfloat16) compute in float32 and round after every member, exactly as the
+interpreter rounds after every primitive (ir/dtypes.py promises that all backends agree bit for
+bit); the values stay in registers, so the rounding costs a few integer ops, no memory.
 Anything else (a body the renderer does not recognize) is inlined node by node with each
 member's own lowering, so every fused node compiles.
 
@@ -268,9 +268,14 @@ class _Emitter:
             n = self.nodes[key]
             args = [self.value(u, index_of) for u in n.inputs]
             rule = (fast_rule(n.op) if compute_ty(v.dtype) == "float" else None) or SCALAR_RULES[n.op]
-            r = rule(self.b, args, [u.dtype for u in n.inputs], v.dtype, n.attrs)
+            r = round_half(self.b, rule(self.b, args, [u.dtype for u in n.inputs], v.dtype, n.attrs), v.dtype)
         self.memo[key] = r
         return r
+
+
+def round_half(b: FnBuilder, val: str, dt) -> str:
+    """A member's float32 result rounded to its half type and widened back (no-op otherwise)."""
+    return to_compute(b, from_compute(b, val, dt), dt) if dt.is_half else val
 
 
 def _store(b: FnBuilder, v: Value, val: str, ptr: str, idx: str) -> None:
@@ -425,7 +430,7 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                     if id(n) in nans:
                         isnan = kb.op(f"icmp ne i8 {kb.load('i8', nans[id(n)])}, 0")
                         val = kb.op(f"select i1 {isnan}, {cty} 0x7FF8000000000000, {cty} {val}")
-                    row_memo[id(n.outputs[0])] = val
+                    row_memo[id(n.outputs[0])] = round_half(kb, val, n.outputs[0].dtype)
             # row-valued outputs (one value per row)
             em.memo = dict(row_memo)
             for k, v in outputs:
