@@ -196,3 +196,26 @@ def test_fused_batch_rule_equals_unfused():
     got = [np.moveaxis(a, d, 0) for a, d in zip(got, dg)]
     for a, b in zip(want, got):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_post_dominators_equal_networkx_on_random_dags():
+    """fusion's own post-dominator tree (TVM's LCA method) against networkx's dominators."""
+    import random
+    import networkx as nx
+    from types import SimpleNamespace
+    from sporeflow.passes import fusion as F
+    rnd = random.Random(1)
+    for _ in range(500):
+        n = rnd.randint(1, 25)
+        succ = [sorted(rnd.sample(range(i + 1, n), k=min(n - i - 1, rnd.randint(0, 3)))) for i in range(n)]
+        outs = set(rnd.sample(range(n), k=rnd.randint(1, min(3, n))))
+        g = nx.DiGraph()
+        g.add_node(F._SINK)
+        for i, ss in enumerate(succ):
+            g.add_node(i)
+            g.add_edges_from((s, i) for s in ss)
+            if i in outs:
+                g.add_edge(F._SINK, i)
+        want = {k: v for k, v in nx.immediate_dominators(g, F._SINK).items() if k != F._SINK}
+        got = {k: v for k, v in F._post_dominators(SimpleNamespace(succ=succ, outs=outs)).items() if k != F._SINK}
+        assert got == want, (succ, outs)
