@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Iterator
 
 from .source import api_boundary
-from .tensor import Parameter, Tensor
+from .tensor import Parameter
 from .tracer import current_trace
 
 

@@ -10,14 +10,14 @@ is why they compose.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import OpTypeError, ShapeError, TracerError
 from ..ir.graph import Graph, GraphBuilder, Value
 from ..ir.registry import get_op
 from ..ir.types import Attrs, ConstValue, TensorType
+if TYPE_CHECKING:
+    from .tensor import Tensor, Tracer
 from .source import user_line_description, user_loc
 
 _STACK: list["Trace"] = []

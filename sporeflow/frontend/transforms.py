@@ -404,7 +404,6 @@ def _jac(fn, grad_position, has_aux, mode: str):
         from ..passes.forward import jvp_graph
         args = _floats_to_tensors(args, positions)
         t = _trace(fn, args, f"jac{mode}")
-        n_exp = len(t.leaves)
         sel = sorted(_diff_mask_leaves(t, positions, f"jac{mode}"))
         inputs = list(t.leaves) + list(t.captured)
         n_primary = t.out_td.children[0].num_leaves if has_aux else t.n_out

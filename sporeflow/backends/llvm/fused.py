@@ -34,7 +34,7 @@ from ...ir.dtypes import bf16_bits_to_f32, bfloat16
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY, Kind
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
-from .kernels_elem import broadcast_strides, collapse, contiguous_strides
+from .kernels_elem import collapse, contiguous_strides
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
@@ -384,7 +384,6 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
                 if not pass_reds and not stores and not any(plan.level[key] == p for key in keep):
                     continue
                 for n in pass_reds:
-                    kind = REDUCE_OPS[n.op]
                     ty = "double" if _is_fsum(n) else compute_ty(n.outputs[0].dtype)
                     kb.store(ty, _red_init(n, ty), accs_slot[id(n)])
                     if id(n) in nans:

@@ -52,7 +52,7 @@ def emit_gemm(b: FnBuilder, ty: str, a: str, bb: str, c: str, m: int, n: int, k:
 
 
 def _matmul_loops(fx, node, ins, outs, batch, m, n, k, ta, tb) -> None:
-    b, (x, y), out = fx.b, node.inputs, node.outputs[0]
+    b, (x, _), out = fx.b, node.inputs, node.outputs[0]
     dt = x.dtype
     cty = compute_ty(dt)
     acc_ty = "double" if cty in ("float", "double") else "i64"

@@ -126,7 +126,7 @@ def lower_take(fx, node, ins, outs) -> None:
 def lower_scatter_add(fx, node, ins, outs) -> None:
     """out = x; out[..., clip(idx), ...] += upd, in index order (np.add.at). Half types add in
     float32 and round once at the end, as the reference (which runs on float32 copies) does."""
-    b, (x, idx, upd), out = fx.b, node.inputs, node.outputs[0]
+    b, (x, idx, upd) = fx.b, node.inputs
     ax, pre, post, space = _gather_space(node, x, idx)
     xst, ist = contiguous_strides(x.shape), contiguous_strides(idx.shape)
     cty = compute_ty(x.dtype)

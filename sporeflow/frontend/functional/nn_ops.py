@@ -7,8 +7,8 @@ import numpy as np
 from ...ir import dtypes as D
 from .. import lax
 from . import math_ops as M
-from .array_ops import expand_dims, gather_elements, one_hot, reshape
-from ._core import float_of, norm_axes, norm_axis, tensor
+from .array_ops import gather_elements, one_hot, reshape
+from ._core import float_of, norm_axes, tensor
 
 
 def softmax(input, axis=-1):
@@ -213,13 +213,5 @@ def bias_add(input_x, bias):
     return M.add(x, reshape(tensor(bias), (1, -1) + (1,) * (x.ndim - 2)))
 
 
-def normalize_axis_for(x, axis):
-    return norm_axis(axis, x.ndim)
-
-
 def gather_d(x, dim, index):
     return gather_elements(x, dim, index)
-
-
-def expand(x, axis):
-    return expand_dims(x, axis)

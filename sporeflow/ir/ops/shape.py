@@ -9,7 +9,7 @@ from ..dtypes import as_dtype
 from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
 from ..types import TensorType
 from .ad_util import linear_jvp, primal, zeros_if_none
-from .common import check_allowed, check_arity, fail, lax, normalize_axis
+from .common import check_allowed, check_arity, fail, lax
 from . import batching as B
 
 
