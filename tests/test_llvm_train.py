@@ -10,32 +10,9 @@ import pytest
 import sporeflow as sf
 from sporeflow import nn, ops
 
+from small_nets import CNN, MLP
+
 T = sf.Tensor
-
-
-class MLP(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Dense(6, 16)
-        self.fc2 = nn.Dense(16, 4)
-        self.act = nn.ReLU()
-
-    def construct(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class CNN(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 3, 3, pad_mode="pad", padding=1, has_bias=True)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(3, 4, 2, stride=1, pad_mode="valid")
-        self.flat = nn.Flatten()
-        self.fc = nn.Dense(4 * 2 * 2, 3)
-        self.act = nn.Tanh()
-
-    def construct(self, x):
-        return self.fc(self.flat(self.act(self.conv2(self.pool(self.act(self.conv(x)))))))
 
 
 def _train(make_net, x, y, backend):

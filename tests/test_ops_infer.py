@@ -50,15 +50,22 @@ def case(draw, op: str):
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
     gen = GENERATORS[op]
     types, attrs = gen(draw)
+    arrays = example_arrays(rng, op, types, attrs)
+    if op == "while_loop":
+        arrays[0] = np.asarray(rng.integers(0, 4), np.int32)
+    return types, attrs, arrays
+
+
+def example_arrays(rng, op: str, types, attrs) -> list[np.ndarray]:
+    """Inputs for `op` of these types: indices in range +-2 and random keys (loop counters and
+    predicates are left to the caller)."""
     arrays = [make_array(rng, t.shape, t.dtype) for t in types]
     if op in ("take", "scatter_add"):
         arrays[1] = rng.integers(-2, types[0].shape[attrs["axis"]] + 2, size=types[1].shape).astype(
             types[1].dtype.storage)
     if op in ("random_bits", "random_uniform"):
         arrays[0] = rng.integers(0, 2 ** 32, size=2, dtype=np.uint64).astype(np.uint32)
-    if op in ("cond", "while_loop"):
-        arrays = arrays if op != "while_loop" else [np.asarray(rng.integers(0, 4), np.int32)] + arrays[1:]
-    return types, attrs, arrays
+    return arrays
 
 
 # ---- generators: draw -> (types, attrs) ----------------------------------------------------------

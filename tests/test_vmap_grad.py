@@ -11,6 +11,8 @@ import sporeflow as sf
 from sporeflow import nn, ops
 from sporeflow.frontend import lax
 
+from small_nets import CNN, MLP
+
 T = sf.Tensor
 
 
@@ -21,31 +23,6 @@ def both(fn):
 def _close_tree(got, want, rtol=1e-4, atol=1e-5, what=""):
     for i, (g, w) in enumerate(zip(got, want)):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=rtol, atol=atol, err_msg=f"{what} leaf {i}")
-
-
-class MLP(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Dense(6, 8)
-        self.fc2 = nn.Dense(8, 4)
-        self.act = nn.ReLU()
-
-    def construct(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class CNN(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 3, 3, pad_mode="pad", padding=1, has_bias=True)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(3, 4, 2, stride=1, pad_mode="valid", group=1)
-        self.flat = nn.Flatten()
-        self.fc = nn.Dense(4 * 2 * 2, 3)
-        self.act = nn.Tanh()
-
-    def construct(self, x):
-        return self.fc(self.flat(self.act(self.conv2(self.pool(self.act(self.conv(x)))))))
 
 
 def _per_sample_check(net, xs, ys, rtol=1e-4):
@@ -71,7 +48,8 @@ def _per_sample_check(net, xs, ys, rtol=1e-4):
 
 
 def test_per_sample_gradients_mlp(rng):
-    _per_sample_check(MLP(), rng.normal(size=(5, 6)).astype(np.float32), rng.integers(0, 4, 5).astype(np.int32))
+    _per_sample_check(MLP(hidden=8), rng.normal(size=(5, 6)).astype(np.float32),
+                      rng.integers(0, 4, 5).astype(np.int32))
 
 
 def test_per_sample_gradients_cnn(rng):

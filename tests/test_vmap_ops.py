@@ -24,19 +24,14 @@ from sporeflow.ir.printer import print_graph
 from sporeflow.ir.types import Attrs, TensorType
 from sporeflow.ir.verify import verify
 
-from test_ops_infer import GENERATORS, make_array
+from test_ops_infer import GENERATORS, example_arrays as op_arrays
 
 T = Tensor
 
 
 def example_arrays(rng, op: str, types, attrs) -> list[np.ndarray]:
     """One example's inputs (indices in range +-2, keys random, loop counters small)."""
-    arrays = [make_array(rng, t.shape, t.dtype) for t in types]
-    if op in ("take", "scatter_add"):
-        arrays[1] = rng.integers(-2, types[0].shape[attrs["axis"]] + 2, size=types[1].shape).astype(
-            types[1].dtype.storage)
-    if op in ("random_bits", "random_uniform"):
-        arrays[0] = rng.integers(0, 2 ** 32, size=2, dtype=np.uint64).astype(np.uint32)
+    arrays = op_arrays(rng, op, types, attrs)
     if op == "while_loop":
         arrays[0] = np.asarray(rng.integers(-1, 4), np.int32)
     if op == "cond":
