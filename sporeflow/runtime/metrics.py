@@ -98,6 +98,27 @@ class Metric(metaclass=ABCMeta):
                              f"but got {len(inputs)}")
         return self._convert_data(inputs[0]), self._convert_data(inputs[1])
 
+    def _scores_and_labels(self, inputs) -> tuple[np.ndarray, np.ndarray]:
+        """y_pred (N, C) scores and y (N,) labels; a one-hot y becomes labels."""
+        y_pred, y = self._two_inputs(inputs)
+        if y_pred.ndim == y.ndim and self._check_onehot_data(y):
+            y = y.argmax(axis=1)
+        if y_pred.ndim != 2 or y.reshape(-1).shape[0] != y_pred.shape[0]:
+            raise ValueError(f"{type(self).__name__}.update: y_pred must be (N, C) and y (N,), got {y_pred.shape} "
+                             f"and {y.shape}")
+        return y_pred, y
+
+    def _class_count(self, y_pred: np.ndarray) -> int:
+        """The number of classes (columns of y_pred), kept in `self._class_num`: it must not change
+        between updates."""
+        c = 1 if y_pred.ndim == 1 else y_pred.shape[1]
+        if self._class_num == 0:
+            self._class_num = c
+        elif c != self._class_num:
+            raise ValueError(f"{type(self).__name__}.update: class number changed from {self._class_num} to {c} "
+                             "between updates")
+        return c
+
     def _empty(self) -> RuntimeError:
         return RuntimeError(f"'{type(self).__name__}' can not be calculated, because the number of samples is 0: "
                             "call update() with a non-empty batch before eval()")
@@ -133,15 +154,6 @@ class EvaluationBase(Metric):
                                  f"{y_pred.shape[1]} classes, got values in [{y.min()}, {y.max()}]")
         elif not (np.isin(y_pred, (0, 1)).all() and np.isin(y, (0, 1)).all()):
             raise ValueError(f"{name}.update (multilabel): y_pred and y must contain only 0 and 1")
-
-    def _class_count(self, y_pred: np.ndarray) -> int:
-        c = 1 if y_pred.ndim == 1 else y_pred.shape[1]
-        if self._class_num == 0:
-            self._class_num = c
-        elif c != self._class_num:
-            raise ValueError(f"{type(self).__name__}.update: class number changed from {self._class_num} to {c} "
-                             "between updates")
-        return c
 
     def _prepare(self, inputs) -> tuple[np.ndarray, np.ndarray]:
         y_pred, y = self._two_inputs(inputs)
@@ -320,17 +332,8 @@ class Fbeta(Metric):
 
     @rearrange_inputs
     def update(self, *inputs):
-        y_pred, y = self._two_inputs(inputs)
-        if y_pred.ndim == y.ndim and self._check_onehot_data(y):
-            y = y.argmax(axis=1)
-        if y_pred.ndim != 2 or y.reshape(-1).shape[0] != y_pred.shape[0]:
-            raise ValueError(f"{type(self).__name__}.update: y_pred must be (N, C) and y (N,), got {y_pred.shape} "
-                             f"and {y.shape}")
-        c = y_pred.shape[1]
-        if self._class_num == 0:
-            self._class_num = c
-        elif c != self._class_num:
-            raise ValueError(f"{type(self).__name__}.update: class number changed from {self._class_num} to {c}")
+        y_pred, y = self._scores_and_labels(inputs)
+        c = self._class_count(y_pred)
         y = y.reshape(-1).astype(np.int64)
         if y.size and (y.min() < 0 or y.max() >= c):
             raise ValueError(f"{type(self).__name__}.update: labels must be in [0, {c}), got [{y.min()}, {y.max()}]")
@@ -372,12 +375,7 @@ class TopKCategoricalAccuracy(Metric):
 
     @rearrange_inputs
     def update(self, *inputs):
-        y_pred, y = self._two_inputs(inputs)
-        if y_pred.ndim == y.ndim and self._check_onehot_data(y):
-            y = y.argmax(axis=1)
-        if y_pred.ndim != 2 or y.reshape(-1).shape[0] != y_pred.shape[0]:
-            raise ValueError(f"{type(self).__name__}.update: y_pred must be (N, C) and y (N,), got {y_pred.shape} "
-                             f"and {y.shape}")
+        y_pred, y = self._scores_and_labels(inputs)
         indices = np.argsort(-y_pred, axis=1, kind="stable")[:, :self.k]
         correct = np.equal(indices, y.reshape(-1, 1)).any(axis=1)
         self._correct_num += int(correct.sum())
