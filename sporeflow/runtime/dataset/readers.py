@@ -23,7 +23,7 @@ import os
 import numpy as np
 
 from ...errors import DatasetError
-from .sources import SourceDataset
+from .sources import ArraySource
 
 _USAGES = ("train", "test", "all")
 
@@ -44,6 +44,13 @@ def _check_dir(dataset_dir, name: str, cache=None) -> str:
     if not os.path.isdir(d):
         raise ValueError(f"{name}: dataset_dir '{d}' is not a directory")
     return d
+
+
+def _check_labels(name: str, path: str, labels: np.ndarray, num_classes: int, what: str) -> None:
+    bad = np.nonzero(labels >= num_classes)[0]
+    if bad.size:
+        raise DatasetError(f"{name}: '{path}' row {int(bad[0])}, column 'label': label {int(labels[bad[0]])} "
+                           f"is not {what} 0-{num_classes - 1} (corrupt file?)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def _read_idx(path: str, magic: int, ndim: int, column: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.uint8, offset=head).reshape(dims)
 
 
-class MnistDataset(SourceDataset):
+class MnistDataset(ArraySource):
     """MNIST from `dataset_dir` (usage 'train', 'test' or 'all'/None); columns image, label."""
     _name = "MnistDataset"
 
@@ -119,26 +126,13 @@ class MnistDataset(SourceDataset):
             lb = _read_idx(lp, 0x801, 1, "label")
             if im.shape[0] != lb.shape[0]:
                 raise DatasetError(f"MnistDataset: '{ip}' has {im.shape[0]} images but '{lp}' has {lb.shape[0]} labels")
-            bad = np.nonzero(lb > 9)[0]
-            if bad.size:
-                raise DatasetError(f"MnistDataset: '{lp}' row {int(bad[0])}, column 'label': label {int(lb[bad[0]])} "
-                                   "is not a digit 0-9 (corrupt file?)")
+            _check_labels("MnistDataset", lp, lb, 10, "a digit")
             images.append(im)
             labels.append(lb)
         if not images:
             raise ValueError(f"MnistDataset: '{d}' has no MNIST files (train-images-idx3-ubyte, ...)")
-        self._images = np.concatenate(images)[..., None]
-        self._labels = np.concatenate(labels).astype(np.uint32)
+        self._arrays = [np.concatenate(images)[..., None], np.concatenate(labels).astype(np.uint32)]
         super().__init__(["image", "label"], num_samples, shuffle, num_shards, shard_id, sampler)
-
-    def _num_rows(self):
-        return self._labels.shape[0]
-
-    def _row(self, i):
-        return self._images[i], np.asarray(self._labels[i])
-
-    def _gather(self, idx):
-        return self._images[idx], self._labels[idx]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,15 +150,12 @@ def _read_cifar_file(path: str, num_classes: int) -> tuple[np.ndarray, np.ndarra
                            f"number of {_CIFAR_RECORD}-byte records; row {n}, column 'image' is incomplete")
     rec = np.frombuffer(blob, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
     labels = rec[:, 0].astype(np.uint32)
-    bad = np.nonzero(labels >= num_classes)[0]
-    if bad.size:
-        raise DatasetError(f"Cifar10Dataset: '{path}' row {int(bad[0])}, column 'label': label {int(labels[bad[0]])} "
-                           f"is not a class 0-{num_classes - 1} (corrupt file?)")
+    _check_labels("Cifar10Dataset", path, labels, num_classes, "a class")
     images = rec[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
 
-class Cifar10Dataset(SourceDataset):
+class Cifar10Dataset(ArraySource):
     """CIFAR-10 binary files from `dataset_dir` (usage 'train', 'test' or 'all'/None)."""
     _name = "Cifar10Dataset"
 
@@ -181,15 +172,5 @@ class Cifar10Dataset(SourceDataset):
             raise ValueError(f"Cifar10Dataset: '{d}' has no CIFAR-10 binary files for usage '{usage}' (expected "
                              "data_batch_1.bin ... data_batch_5.bin and/or test_batch.bin)")
         parts = [_read_cifar_file(p, 10) for p in files]
-        self._images = np.concatenate([p[0] for p in parts])
-        self._labels = np.concatenate([p[1] for p in parts])
+        self._arrays = [np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])]
         super().__init__(["image", "label"], num_samples, shuffle, num_shards, shard_id, sampler)
-
-    def _num_rows(self):
-        return self._labels.shape[0]
-
-    def _row(self, i):
-        return self._images[i], np.asarray(self._labels[i])
-
-    def _gather(self, idx):
-        return self._images[idx], self._labels[idx]

@@ -253,7 +253,21 @@ class GeneratorDataset(SourceDataset):
                 return
 
 
-class NumpySlicesDataset(SourceDataset):
+class ArraySource(SourceDataset):
+    """A source over in-memory columns `self._arrays` (equal first axes): row i is their slices
+    [i], and a batch is one fancy-index per column."""
+
+    def _num_rows(self):
+        return self._arrays[0].shape[0]
+
+    def _row(self, i):
+        return tuple(np.asarray(a[i]) for a in self._arrays)
+
+    def _gather(self, idx):
+        return tuple(a[idx] for a in self._arrays)
+
+
+class NumpySlicesDataset(ArraySource):
     """Rows are slices along axis 0 of `data`: a list (one column), a tuple of arrays (one column
     each), a dict {name: array}, or an array/Tensor (one column). Default column names are
     column_0, column_1, ..."""
@@ -280,12 +294,3 @@ class NumpySlicesDataset(SourceDataset):
                                    f"has {arrays[0].shape[0]}")
         super().__init__(names, num_samples, shuffle, num_shards, shard_id, sampler)
         self._arrays = arrays
-
-    def _num_rows(self):
-        return self._arrays[0].shape[0]
-
-    def _row(self, i):
-        return tuple(np.asarray(a[i]) for a in self._arrays)
-
-    def _gather(self, idx):
-        return tuple(a[idx] for a in self._arrays)
