@@ -15,14 +15,12 @@ core, but OpenBLAS's packing keeps it fast at the odd shapes training produces).
 """
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
 
 import numpy as np
 
 from .irgen import FnBuilder, compute_ty
-from .kernels_nn import blas_available, emit_gemm, lower_matmul as lower_matmul_generic
+from .kernels_nn import blas_available, emit_gemm, expose_openblas, lower_matmul as lower_matmul_generic
 from .parallel import emit_parallel_for, gomp_available
 
 GEMM_PARALLEL_MACS = int(os.environ.get("SPOREFLOW_GEMM_PARALLEL_MACS", 1 << 21))
@@ -35,17 +33,7 @@ def _thread_control() -> bool:
     """Expose OpenBLAS's thread-count functions to the JIT linker (once)."""
     global _threads_ok
     if _threads_ok is None:
-        _threads_ok = False
-        libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so"))
-        if libs and blas_available():
-            try:
-                import llvmlite.binding as llvm
-                lib = ctypes.CDLL(libs[0])
-                for sym in (_SET, _GET):
-                    llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
-                _threads_ok = True
-            except (OSError, AttributeError):
-                _threads_ok = False
+        _threads_ok = blas_available() and expose_openblas((_SET, _GET))
     return _threads_ok
 
 

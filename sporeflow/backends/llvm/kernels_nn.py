@@ -23,21 +23,27 @@ _BLAS_SYMBOLS = {"float": "scipy_cblas_sgemm64_", "double": "scipy_cblas_dgemm64
 _blas_ok: bool | None = None
 
 
+def expose_openblas(symbols) -> bool:
+    """Find numpy's bundled OpenBLAS and expose `symbols` from it to the JIT linker; False when
+    the library or a symbol is missing."""
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so"))
+    if not libs:
+        return False
+    try:
+        import llvmlite.binding as llvm
+        lib = ctypes.CDLL(libs[0])
+        for sym in symbols:
+            llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def blas_available() -> bool:
-    """Find numpy's bundled OpenBLAS and expose its gemm symbols to the JIT linker (once)."""
+    """Whether the gemm symbols of numpy's OpenBLAS are exposed to the JIT linker (tried once)."""
     global _blas_ok
     if _blas_ok is None:
-        _blas_ok = False
-        libs = glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so"))
-        if libs:
-            try:
-                import llvmlite.binding as llvm
-                lib = ctypes.CDLL(libs[0])
-                for sym in _BLAS_SYMBOLS.values():
-                    llvm.add_symbol(sym, ctypes.cast(getattr(lib, sym), ctypes.c_void_p).value)
-                _blas_ok = True
-            except (OSError, AttributeError):
-                _blas_ok = False
+        _blas_ok = expose_openblas(_BLAS_SYMBOLS.values())
     return _blas_ok
 
 
