@@ -82,6 +82,18 @@ class Graph:
             for g in n.subgraphs():
                 yield from g.walk()
 
+    def live_nodes(self) -> list[Node]:
+        """The nodes some of whose results reach the outputs, in order (dead code elimination
+        keeps these: every primitive is pure). Subgraphs are not looked into."""
+        live = {id(v) for v in self.outputs}
+        keep = []
+        for node in reversed(self.nodes):
+            if any(id(v) in live for v in node.outputs):
+                keep.append(node)
+                live.update(id(v) for v in node.inputs)
+        keep.reverse()
+        return keep
+
     def __str__(self) -> str:
         from .printer import print_graph
         return print_graph(self)

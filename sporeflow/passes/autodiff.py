@@ -31,14 +31,7 @@ def is_marked_nondiff(op: str) -> bool:
 def dce(graph: Graph) -> Graph:
     """Drop nodes whose results nobody uses (the forward replay of a gradient graph leaves
     some). Every primitive is pure, so this is always safe."""
-    live = {id(v) for v in graph.outputs}
-    keep = []
-    for node in reversed(graph.nodes):
-        if any(id(o) in live for o in node.outputs):
-            keep.append(node)
-            live.update(id(v) for v in node.inputs)
-    keep.reverse()
-    return Graph(graph.name, graph.inputs, keep, graph.outputs)
+    return Graph(graph.name, graph.inputs, graph.live_nodes(), graph.outputs)
 
 
 @contextmanager

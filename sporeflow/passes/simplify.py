@@ -78,13 +78,7 @@ def dce(graph: Graph) -> Graph:
 
 
 def _dce(g: Graph) -> Graph:
-    live = {id(v) for v in g.outputs}
-    keep = []
-    for node in reversed(g.nodes):
-        if any(id(v) in live for v in node.outputs):
-            keep.append(node)
-            live.update(id(v) for v in node.inputs)
-    keep.reverse()
+    keep = g.live_nodes()
     for node in keep:
         if node.subgraphs():
             node.attrs = Attrs({k: (_dce(v) if isinstance(v, Graph) else v) for k, v in node.attrs.items()})
