@@ -77,46 +77,49 @@ def _vjp(inputs, outputs, douts, *, body, name, kind):
     return [ct.get(id(v)) for v in body.inputs]
 
 
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _replay_paired(body: Graph, args, extras, rule):
+    """Replay the body carrying one more thing per value (a tangent, a batch dim; None when it
+    has none): `rule(node, args, extras)` gives (outputs, their extras), or None to bind the
+    node as is. A node none of whose inputs carries anything binds as is."""
+    env = {id(v): a for v, a in zip(body.inputs, args)}
+    ext = {id(v): e for v, e in zip(body.inputs, extras)}
+    for node in body.nodes:
+        nargs = [env[id(u)] for u in node.inputs]
+        nexts = [ext.get(id(u)) for u in node.inputs]
+        res = None if all(e is None for e in nexts) else rule(node, nargs, nexts)
+        if res is None:
+            outs, oexts = _bind_node(node, nargs), [None] * len(node.outputs)
+        else:
+            outs, oexts = _as_list(res[0]), _as_list(res[1])
+        for v, o, e in zip(node.outputs, outs, oexts):
+            env[id(v)], ext[id(v)] = o, e
+    return [env[id(v)] for v in body.outputs], [ext.get(id(v)) for v in body.outputs]
+
+
 def _jvp(primals, tangents, *, body, name, kind):
     """Forward mode: each member's jvp rule on the replayed body."""
-    env = {id(v): a for v, a in zip(body.inputs, primals)}
-    tan = {id(v): t for v, t in zip(body.inputs, tangents)}
-    for node in body.nodes:
-        args = [env[id(u)] for u in node.inputs]
-        targs = [tan.get(id(u)) for u in node.inputs]
+    def rule(node, args, targs):
         opdef = get_op(node.op)
-        if all(t is None for t in targs) or opdef.vjp is NOT_DIFFERENTIABLE and opdef.jvp is None:
-            outs, touts = _bind_node(node, args), [None] * len(node.outputs)
-        else:
-            if opdef.jvp is None:
-                fail(f"fused body member {node.op!r} has no jvp rule")
-            outs, touts = opdef.jvp(args, targs, **dict(node.attrs))
-            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-            touts = list(touts) if isinstance(touts, (list, tuple)) else [touts]
-        for v, o, t in zip(node.outputs, outs, touts):
-            env[id(v)], tan[id(v)] = o, t
-    return [env[id(v)] for v in body.outputs], [tan.get(id(v)) for v in body.outputs]
+        if opdef.vjp is NOT_DIFFERENTIABLE and opdef.jvp is None:
+            return None
+        if opdef.jvp is None:
+            fail(f"fused body member {node.op!r} has no jvp rule")
+        return opdef.jvp(args, targs, **dict(node.attrs))
+    return _replay_paired(body, primals, tangents, rule)
 
 
 def _batch(args, dims, *, body, name, kind):
     """vmap: each member's batch rule on the replayed body (unbatched members bind as is)."""
-    env = {id(v): a for v, a in zip(body.inputs, args)}
-    bdim = {id(v): d for v, d in zip(body.inputs, dims)}
-    for node in body.nodes:
-        nargs = [env[id(u)] for u in node.inputs]
-        ndims = [bdim.get(id(u)) for u in node.inputs]
-        if all(d is None for d in ndims):
-            outs, odims = _bind_node(node, nargs), [None] * len(node.outputs)
-        else:
-            rule = get_op(node.op).batch
-            if rule is None:
-                fail(f"fused body member {node.op!r} has no batch rule")
-            outs, odims = rule(nargs, ndims, **dict(node.attrs))
-            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-            odims = list(odims) if isinstance(odims, (list, tuple)) else [odims]
-        for v, o, d in zip(node.outputs, outs, odims):
-            env[id(v)], bdim[id(v)] = o, d
-    return [env[id(v)] for v in body.outputs], [bdim.get(id(v)) for v in body.outputs]
+    def rule(node, nargs, ndims):
+        batch = get_op(node.op).batch
+        if batch is None:
+            fail(f"fused body member {node.op!r} has no batch rule")
+        return batch(nargs, ndims, **dict(node.attrs))
+    return _replay_paired(body, args, dims, rule)
 
 
 fused = def_op("fused", infer=_infer, impl=_impl, kind=Kind.OPAQUE, compute_in_f32=False,
