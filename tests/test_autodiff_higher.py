@@ -46,11 +46,11 @@ def _hvp_check(mode, loss, params, args, rng):
     eps = 1e-5
     gp = g([T(p + eps * d) for p, d in zip(params, v)])
     gm = g([T(p - eps * d) for p, d in zip(params, v)])
-    for h, a, b in zip(hv, gp, gm):
+    for h, a, b in zip(hv, gp, gm, strict=True):
         np.testing.assert_allclose(h.asnumpy(), (a.asnumpy() - b.asnumpy()) / (2 * eps), rtol=1e-5, atol=1e-7)
     # forward-over-reverse gives the same product
     _, hv2 = sf.jvp(lambda *ps: tuple(g(list(ps))), tuple(T(p) for p in params), tuple(T(x) for x in v))
-    for h, h2 in zip(hv, hv2):
+    for h, h2 in zip(hv, hv2, strict=True):
         np.testing.assert_allclose(h.asnumpy(), h2.asnumpy(), rtol=1e-9, atol=1e-12)
 
 

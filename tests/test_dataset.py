@@ -309,9 +309,9 @@ def test_random_transforms_in_a_pipeline_are_reproducible():
         return [r[0] for r in it], [r[0] for r in it]
 
     (a1, a2), (b1, b2) = run(), run()
-    assert all(np.array_equal(x, y) for x, y in zip(a1 + a2, b1 + b2))  # same seed, same augmentations
+    assert all(np.array_equal(x, y) for x, y in zip(a1 + a2, b1 + b2, strict=True))  # same seed, same augmentations
     assert len({x.tobytes() for x in a1}) > 1  # rows differ from each other
-    assert any(not np.array_equal(x, y) for x, y in zip(a1, a2))  # epoch 2 differs from epoch 1
+    assert any(not np.array_equal(x, y) for x, y in zip(a1, a2, strict=True))  # epoch 2 differs from epoch 1
 
 
 def test_transforms():
@@ -346,7 +346,7 @@ def test_batch_fast_path_equals_row_by_row_path():
         a = list(fast.create_tuple_iterator(num_epochs=1, output_numpy=True))
         b = list(slow.create_tuple_iterator(num_epochs=1, output_numpy=True))
         assert len(a) == len(b) == (2 if drop else 3)
-        for (ax, ay), (bx, by) in zip(a, b):
+        for (ax, ay), (bx, by) in zip(a, b, strict=True):
             assert ax.dtype == bx.dtype and ay.dtype == by.dtype
             np.testing.assert_array_equal(ax, bx)
             np.testing.assert_array_equal(ay, by)
@@ -455,7 +455,7 @@ def test_batched_map_fast_path_equals_row_path_and_names_bad_rows():
     fast = list(pipe(False, cast_onehot).create_tuple_iterator(num_epochs=1, output_numpy=True))
     slow = list(pipe(True, cast_onehot).create_tuple_iterator(num_epochs=1, output_numpy=True))
     assert len(fast) == len(slow) == 4
-    for (fx, fy), (sx, sy) in zip(fast, slow):
+    for (fx, fy), (sx, sy) in zip(fast, slow, strict=True):
         assert fx.dtype == sx.dtype == np.float32 and fy.dtype == sy.dtype == np.int32
         np.testing.assert_array_equal(fx, sx)
         np.testing.assert_array_equal(fy, sy)

@@ -65,7 +65,7 @@ def test_scan_carries_and_stacks(reverse):
     xs = T(np.arange(8).reshape(4, 2))
     e, j = run_both(f, T([0.0, 1.0]), xs)
     np.testing.assert_allclose(j[0].asnumpy(), e[0].asnumpy(), rtol=1e-6)
-    for a, b in zip(j[1], e[1]):
+    for a, b in zip(j[1], e[1], strict=True):
         np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6)
     assert j[1][0].shape == (4,) and j[1][1].dtype is sf.int32
 

@@ -119,7 +119,7 @@ def test_random_program_eager_equals_traced_interpreted(prog):
     jf = sf.jit(lambda *a: run_program(steps, *a), backend="interp")
     traced = jf(*xs)
     assert len(eager) == len(traced)
-    for e, t in zip(eager, traced):
+    for e, t in zip(eager, traced, strict=True):
         assert e.shape == t.shape and e.dtype is t.dtype
         np.testing.assert_allclose(t.asnumpy(), e.asnumpy(), rtol=1e-6, atol=1e-6)
     g = jf.trace(*xs).graph
@@ -128,7 +128,7 @@ def test_random_program_eager_equals_traced_interpreted(prog):
     assert str(ir.parse(text)) == text
     # the raw traced graph, run by the reference interpreter, agrees too (no passes)
     raw = ir.run_graph(g, [x._data for x in xs])
-    for e, r in zip(eager, raw):
+    for e, r in zip(eager, raw, strict=True):
         np.testing.assert_allclose(r, e.asnumpy(), rtol=1e-6, atol=1e-6)
 
 
@@ -140,6 +140,6 @@ def test_random_program_other_dtypes(prog, dtype):
     xs = [sf.Tensor((rng.normal(size=s) * 4).astype(np.float64), dtype) for s in shapes]
     eager = run_program(steps, *xs)
     traced = sf.jit(lambda *a: run_program(steps, *a))(*xs)
-    for e, t in zip(eager, traced):
+    for e, t in zip(eager, traced, strict=True):
         assert e.shape == t.shape and e.dtype is t.dtype
         np.testing.assert_allclose(t.asnumpy(), e.asnumpy(), rtol=1e-12, atol=1e-12)

@@ -66,7 +66,7 @@ def test_matmul_unary_and_logic_operators():
     p, q = A > 0, B > 0
     e, j = both(lambda x, y: (x & y, x | y, x ^ y, ~x), p, q)
     for got in (e, j):
-        for g, w in zip(got, (p & q, p | q, p ^ q, ~p)):
+        for g, w in zip(got, (p & q, p | q, p ^ q, ~p), strict=True):
             np.testing.assert_array_equal(g.asnumpy(), w)
     v = np.array([1.0, 2.0, 3.0], np.float32)
     np.testing.assert_allclose((sf.Tensor(A) @ sf.Tensor(v)).asnumpy(), A @ v)
@@ -100,7 +100,7 @@ def test_methods_match_numpy():
             x.transpose(1, 0, 2), x.transpose(2, 0, 1), x.astype(np.int32), x.astype(np.float16),
             x.argmax(axis=1), np.abs(x), x.reshape(-1), x, x[None], x.var(axis=0), np.clip(x, -2, 3))
     for got in both(f, x):
-        for g, w in zip(got, want):
+        for g, w in zip(got, want, strict=True):
             assert g.shape == w.shape
             np.testing.assert_allclose(g.asnumpy().astype(np.float64), w.astype(np.float64), rtol=1e-6)
         assert got[13].dtype is sf.int32 and got[14].dtype is sf.float16 and got[15].dtype is sf.int32

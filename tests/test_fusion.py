@@ -26,7 +26,7 @@ def _trace(fn, *args):
 
 def _check_same(graph, args):
     fg = verify(fuse(graph))
-    for a, b in zip(run_graph(graph, args), run_graph(fg, args)):
+    for a, b in zip(run_graph(graph, args), run_graph(fg, args), strict=True):
         np.testing.assert_array_equal(a, b)
     text = str(fg)
     assert str(parse(text)) == text          # fused groups print and parse back
@@ -140,7 +140,7 @@ def test_random_programs_fused_equal_unfused(prog):
     g, args = prog
     for graph in (g, dce(g)):
         fg = verify(fuse(graph))
-        for a, b in zip(run_graph(graph, args), run_graph(fg, args)):
+        for a, b in zip(run_graph(graph, args), run_graph(fg, args), strict=True):
             np.testing.assert_array_equal(a, b)
     g = graph
     # after dead-code elimination every original op survives, at top level or in one body
@@ -177,12 +177,12 @@ def test_fused_vjp_and_jvp_equal_unfused():
     ct = [RNG.standard_normal(v.type.shape).astype(np.float32) for v in g.outputs]
     want = run_graph(verify(vjp_graph(g, [True, True])), args + ct)
     got = run_graph(verify(vjp_graph(fg, [True, True])), args + ct)
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     tans = [RNG.standard_normal(a.shape).astype(np.float32) for a in args]
     want = run_graph(verify(jvp_graph(g, [True, True])), args + tans)
     got = run_graph(verify(jvp_graph(fg, [True, True])), args + tans)
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -194,7 +194,7 @@ def test_fused_batch_rule_equals_unfused():
     want, got = run_graph(verify(gw), batched), run_graph(verify(gg), batched)
     want = [np.moveaxis(a, d, 0) for a, d in zip(want, dw)]
     got = [np.moveaxis(a, d, 0) for a, d in zip(got, dg)]
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

@@ -21,7 +21,7 @@ def _compile(g):
 
 
 def _close(want, got):
-    for a, b in zip(want, got):
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_allclose(b, a, rtol=3e-6, atol=2e-6)
 
 

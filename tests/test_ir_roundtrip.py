@@ -140,7 +140,7 @@ def test_control_flow_and_constants_round_trip_exactly():
     assert str(parsed) == text
     ir.verify(parsed)
     args = [_x(3, 3)._data, np.array(4)]
-    for a, b in zip(ir.run_graph(parsed, args), ir.run_graph(g, args)):
+    for a, b in zip(ir.run_graph(parsed, args), ir.run_graph(g, args), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

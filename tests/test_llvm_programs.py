@@ -95,7 +95,7 @@ def test_random_programs_match_interpreter(g, seed):
     args[0][0, 0] = [np.nan, np.inf, -0.0, 1e-40][seed % 4]
     got = get_backend("llvm").compile(g)(*args)
     ref = run_graph(g, args)
-    for x, r in zip(got, ref):
+    for x, r in zip(got, ref, strict=True):
         assert x.shape == r.shape and x.dtype == r.dtype
         fin = np.isfinite(r)
         assert (np.isnan(x) == np.isnan(r)).all() and (x[np.isinf(r)] == r[np.isinf(r)]).all()

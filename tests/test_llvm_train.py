@@ -40,7 +40,7 @@ def test_train_step_llvm_equals_interp(make_net, xshape, ncls, rng):
     l_ref, p_ref = _train(make_net, x, y, "interp")
     np.testing.assert_allclose(l_llvm, l_ref, rtol=1e-4)
     assert l_ref[2] < l_ref[0]
-    for a, b in zip(p_llvm, p_ref):
+    for a, b in zip(p_llvm, p_ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -59,7 +59,7 @@ def test_per_sample_grads_llvm_equal_interp(make_net, xshape, ncls, rng):
     got = sf.jit(per_sample, backend="llvm")(x, y)
     want = sf.jit(per_sample, backend="interp")(x, y)
     assert len(got) == len(params)
-    for g, w, p in zip(got, want, params):
+    for g, w, p in zip(got, want, params, strict=True):
         assert g.shape == (xshape[0],) + p.shape
         np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-4, atol=1e-6)
 

@@ -51,7 +51,7 @@ def test_random_programs_through_the_arena(prog):
         plan = plan_memory(graph)
         check_plan(graph, plan)
         got, _ = run_with_plan(graph, plan, args)
-        for a, b in zip(run_graph(graph, args), got):
+        for a, b in zip(run_graph(graph, args), got, strict=True):
             np.testing.assert_array_equal(a, b)
         assert plan.planned_bytes <= plan.naive_bytes
 
@@ -95,7 +95,7 @@ def test_train_step_updates_parameters_in_their_own_buffers():
         assert plan.donated == dict(pairs), plan.describe(graph)
         got, inputs = run_with_plan(graph, plan, args)
         want = run_graph(graph, args)
-        for a, b in zip(want, got):
+        for a, b in zip(want, got, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6)
         for j, i in plan.donated.items():       # the update landed in the input's own buffer
             np.testing.assert_array_equal(inputs[i], want[j])

@@ -115,7 +115,7 @@ def test_one_compiled_train_step_updates_parameters_in_place():
     assert step.trace_count == 1 and step.cache_size() == 1
     assert type(model.train_network).__name__ == "TrainOneStepCell"
     assert list(net.get_parameters()) == params                           # the same Parameter objects
-    assert all(not np.array_equal(b, p.asnumpy()) for b, p in zip(before, params))
+    assert all(not np.array_equal(b, p.asnumpy()) for b, p in zip(before, params, strict=True))
     assert opt.global_step.asnumpy().tolist() == [12]
 
 

@@ -105,7 +105,7 @@ def test_quickstart_eager_step_equals_jitted_step():
         for data, label in batches:
             step(data, label)
         finals.append([p.asnumpy() for p in model.trainable_params()])
-    for a, b in zip(*finals):
+    for a, b in zip(*finals, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

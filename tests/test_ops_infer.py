@@ -353,12 +353,12 @@ def test_inferred_type_equals_reference_result_type(op):
             res = opdef.impl(*ins, **attrs)
         res = list(res) if isinstance(res, (list, tuple)) else [res]
         assert len(res) == len(out_types), f"{op}: impl gave {len(res)} results, infer {len(out_types)}"
-        for r, t in zip(res, out_types):
+        for r, t in zip(res, out_types, strict=True):
             r = np.asarray(r)
             assert r.shape == t.shape, f"{op}{[str(x) for x in types]} {dict(attrs)}: impl shape {r.shape}, infer {t}"
             assert r.dtype == _compute_dtype(op, t), f"{op}: impl dtype {r.dtype}, infer {t}"
         # the full path (OpDef.run) gives storage arrays of exactly the inferred types
-        for r, t in zip(opdef.run(arrays, attrs, types, out_types), out_types):
+        for r, t in zip(opdef.run(arrays, attrs, types, out_types), out_types, strict=True):
             assert r.shape == t.shape and r.dtype == t.dtype.storage
     check()
 
@@ -459,6 +459,6 @@ def test_corrupted_inputs_are_rejected_cleanly_or_typed_correctly(op):
             arrays[1] = np.zeros(types[1].shape, types[1].dtype.storage)
         with np.errstate(all="ignore"):
             res = opdef.run(arrays, attrs, types, out_types)
-        for r, t in zip(res, out_types):
+        for r, t in zip(res, out_types, strict=True):
             assert r.shape == t.shape and r.dtype == t.dtype.storage
     check()

@@ -110,7 +110,7 @@ def test_optimizer_matches_numpy(name, compiled, rng):
     for g in gs:
         assert step(tuple(sf.Tensor(x) for x in g)) is True
     want = ref(init, gs)
-    for p, w in zip(params, want):
+    for p, w in zip(params, want, strict=True):
         np.testing.assert_allclose(p.asnumpy(), w, rtol=2e-5, atol=2e-6, err_msg=f"{name} {p.name}")
     assert opt.global_step.asnumpy().tolist() == [STEPS]
 
@@ -198,7 +198,7 @@ def test_tutorial_functional_loop_matches_train_one_step_cell(rng):
     losses2 = [float(step2(x, y).asnumpy()) for _ in range(3)]
     np.testing.assert_allclose(losses, losses2, rtol=1e-6)
     assert losses[2] < losses[0]
-    for (n1, p1), (n2, p2) in zip(net.parameters_and_names(), net2.parameters_and_names()):
+    for (n1, p1), (n2, p2) in zip(net.parameters_and_names(), net2.parameters_and_names(), strict=True):
         assert n1 == n2
         np.testing.assert_allclose(p1.asnumpy(), p2.asnumpy(), rtol=1e-6)
     assert train_step.cache_size() == 1 and step2.cache_size() == 1
@@ -237,5 +237,5 @@ def test_momentum_and_adam_match_numpy_for_random_hyperparameters(lr, u, wd, nes
         opt = make(params)
         for g in gs:
             opt(tuple(sf.Tensor(x) for x in g))
-        for p, w in zip(params, ref(init, gs)):
+        for p, w in zip(params, ref(init, gs), strict=True):
             np.testing.assert_allclose(p.asnumpy(), w, rtol=1e-4, atol=1e-5)

@@ -64,7 +64,7 @@ def test_simplify_rewrites_and_keeps_results():
     assert "log" not in ops and ops.count("exp") == 1 and ops.count("mul") == 1   # body's x*1 gone too
     x = np.random.default_rng(0).normal(size=(2, 3)).astype(np.float32)
     x[0, 0], x[0, 1], x[1, 2] = np.nan, -0.0, np.inf
-    for a, b in zip(ir.run_graph(g, [x]), ir.run_graph(s, [x])):
+    for a, b in zip(ir.run_graph(g, [x]), ir.run_graph(s, [x]), strict=True):
         np.testing.assert_array_equal(a, b)
         assert (np.signbit(a) == np.signbit(b)).all()
 
@@ -110,7 +110,7 @@ def test_cast_chains_fold_only_when_exact():
     s = run_pipeline(g, ["simplify"], verify_each=True)
     assert ops_of(s).count("cast") == 4
     args = [np.array([-5, 127, -128, 3], np.int8), np.array([1.5, -0.0, np.nan, 6e4], np.float16)]
-    for a, r in zip(ir.run_graph(g, args), ir.run_graph(s, args)):
+    for a, r in zip(ir.run_graph(g, args), ir.run_graph(s, args), strict=True):
         np.testing.assert_array_equal(a, r)
 
 
@@ -219,5 +219,5 @@ def test_random_programs_simplify_exactly(g, seed):
     assert sum(1 for _ in s.walk()) <= sum(1 for _ in g.walk())
     args = [rng.normal(size=v.shape).astype(np.float32) for v in g.inputs]
     args[0].reshape(-1)[0] = np.nan
-    for a, b in zip(ir.run_graph(g, args), ir.run_graph(s, args)):
+    for a, b in zip(ir.run_graph(g, args), ir.run_graph(s, args), strict=True):
         np.testing.assert_array_equal(a, b)

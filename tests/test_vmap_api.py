@@ -140,12 +140,12 @@ def test_ensemble_train_step_updates_each_member(rng):
     before = [[p.asnumpy().copy() for p in m.trainable_params()] for m in members]
     # the reference: each member stepped on its own, from a copy of the same weights
     refs = [MLP(seed=i) for i in range(2)]
-    for r, x, y in zip(refs, xs, ys):
+    for r, x, y in zip(refs, xs, ys, strict=True):
         nn.TrainOneStepCell(nn.WithLossCell(r, nn.MSELoss()), nn.SGD(r.trainable_params(), 0.1))(T(x), T(y))
     losses = sf.vmap(steps)(T(xs), T(ys))
     assert losses.shape == (2,)
-    for m, r, b in zip(members, refs, before):
-        for p, q, p0 in zip(m.trainable_params(), r.trainable_params(), b):
+    for m, r, b in zip(members, refs, before, strict=True):
+        for p, q, p0 in zip(m.trainable_params(), r.trainable_params(), b, strict=True):
             assert not np.allclose(p.asnumpy(), p0)
             np.testing.assert_allclose(p.asnumpy(), q.asnumpy(), rtol=1e-5, atol=1e-6)
 

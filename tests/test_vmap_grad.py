@@ -40,7 +40,7 @@ def _per_sample_check(net, xs, ys, rtol=1e-4):
     for mode, fn in both(sf.vmap(grad_fn, in_axes=(None, 0, 0))):
         got = fn(scale, T(xs), T(ys))
         assert len(got) == len(params)
-        for g, w, p in zip(got, want, params):
+        for g, w, p in zip(got, want, params, strict=True):
             assert g.shape == (len(xs),) + p.shape, mode
         _close_tree([g.asnumpy() for g in got], want, rtol=rtol, what=f"{mode} per-sample")
         _close_tree([g.asnumpy().mean(axis=0) for g in got], [b.asnumpy() for b in batch_grad], rtol=rtol,
