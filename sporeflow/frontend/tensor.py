@@ -269,7 +269,6 @@ class Tensor:
     def float(self): return F.cast(self, D.float32)
     def int(self): return F.cast(self, D.int32)
     def copy(self): return Tensor._wrap(self._data.copy(), self.dtype) if not isinstance(self, Tracer) else self
-    def asnumpy_of(self): return self.asnumpy()
     def set_dtype(self, dtype): return F.cast(self, dtype)
     def dim(self): return self.ndim
     def numel(self): return self.size

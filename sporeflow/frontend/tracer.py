@@ -153,10 +153,6 @@ def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
     return [Tracer(trace, v) for v in outs]
 
 
-def bind1(op: str, inputs: Sequence[Any], attrs: dict | None = None):
-    return bind(op, inputs, attrs)[0]
-
-
 def inline(graph: Graph, args: Sequence[Any]) -> list:
     """Evaluate `graph` on tensors through `bind`: eager when args are concrete, recorded into
     the current trace otherwise. Keeps each node's loc and scope (under the current prefix)."""

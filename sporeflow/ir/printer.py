@@ -12,8 +12,6 @@ import json
 import math
 import re
 
-import numpy as np
-
 from .dtypes import DType, bf16_bits_to_f32, bfloat16
 from .graph import Graph, Value
 from .types import ConstValue
@@ -147,7 +145,3 @@ def print_graph(g: Graph) -> str:
         if sub is not g:
             lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def short_array(a: np.ndarray) -> str:
-    return np.array2string(np.asarray(a), threshold=8)

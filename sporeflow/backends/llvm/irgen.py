@@ -162,20 +162,10 @@ class FnBuilder:
             idx = [st.enter_context(self.loop(d, f"{hint}{k}_")) for k, d in enumerate(shape)]
             yield idx
 
-    @contextlib.contextmanager
-    def if_(self, cond: str) -> Iterator[None]:
-        then, done = self.label("then"), self.label("endif")
-        self.emit(f"br i1 {cond}, label %{then}, label %{done}")
-        self.start_block(then)
-        yield
-        self.br(done)
-        self.start_block(done)
-
     def render(self) -> str:
         body = "\n".join(self.lines)
         allocas = "\n".join(self.allocas)
-        return (f"define {self.params} {{\nentry:\n{allocas}\n{body}\n  ret void\n}}\n"
-                .replace("define ", "define ", 1))
+        return f"define {self.params} {{\nentry:\n{allocas}\n{body}\n  ret void\n}}\n"
 
 
 class ModuleBuilder:
