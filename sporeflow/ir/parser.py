@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Iterator
 
 import numpy as np
 
@@ -74,6 +75,23 @@ class _Line:
     def done(self) -> bool:
         return self.pos >= len(self.toks)
 
+    def items(self, close: str) -> Iterator[None]:
+        """A comma-separated list ending at `close` (consumed): yields once before each item,
+        which the loop body then reads."""
+        first = True
+        while not self.accept(close):
+            if not first:
+                self.next(text=",")
+            first = False
+            yield
+
+    def use(self, env: dict[str, Value]) -> Value:
+        """A %value operand, which must already be defined."""
+        _, a, col = self.next("value")
+        if a[1:] not in env:
+            raise self.err(f"{a} used before it is defined", col)
+        return env[a[1:]]
+
 
 def _parse_type(ln: _Line) -> TensorType:
     _, name, col = ln.next("ident")
@@ -81,9 +99,7 @@ def _parse_type(ln: _Line) -> TensorType:
         raise ln.err(f"unknown dtype {name!r}", col)
     ln.next(text="[")
     dims = []
-    while not ln.accept("]"):
-        if dims:
-            ln.next(text=",")
+    for _ in ln.items("]"):
         _, d, c = ln.next("number")
         if not d.isdigit():
             raise ln.err(f"dimension must be a non-negative integer, got {d}", c)
@@ -103,9 +119,7 @@ def _parse_const(ln: _Line) -> ConstValue:
     ln.next(text=">")
     ln.next(text="[")
     vals = []
-    while not ln.accept("]"):
-        if vals:
-            ln.next(text=",")
+    for _ in ln.items("]"):
         kind, text, col = ln.next()
         if kind == "number":
             vals.append(_number(text))
@@ -178,9 +192,7 @@ def _parse_header(ln: _Line, graphs: dict[str, Graph]):
     ln.next(text="(")
     env: dict[str, Value] = {}
     inputs = []
-    while not ln.accept(")"):
-        if inputs:
-            ln.next(text=",")
+    for _ in ln.items(")"):
         _, vname, vcol = ln.next("value")
         if vname[1:] in env:
             raise ln.err(f"{vname} defined twice", vcol)
@@ -191,9 +203,7 @@ def _parse_header(ln: _Line, graphs: dict[str, Graph]):
     ln.next("arrow")
     ln.next(text="(")
     out_types = []
-    while not ln.accept(")"):
-        if out_types:
-            ln.next(text=",")
+    for _ in ln.items(")"):
         out_types.append(_parse_type(ln))
     ln.next(text="{")
     return gname, env, inputs, out_types
@@ -214,18 +224,11 @@ def _parse_node(ln: _Line, env: dict[str, Value], graphs: dict[str, Graph]) -> N
         raise ln.err(f"unknown op {op!r}", opcol)
     ln.next(text="(")
     args = []
-    while not ln.accept(")"):
-        if args:
-            ln.next(text=",")
-        _, a, acol = ln.next("value")
-        if a[1:] not in env:
-            raise ln.err(f"{a} used before it is defined", acol)
-        args.append(env[a[1:]])
+    for _ in ln.items(")"):
+        args.append(ln.use(env))
     attrs = {}
     if ln.accept("{"):
-        while not ln.accept("}"):
-            if attrs:
-                ln.next(text=",")
+        for _ in ln.items("}"):
             _, key, kcol = ln.next("ident")
             if key in attrs:
                 raise ln.err(f"attribute {key} given twice", kcol)
@@ -274,10 +277,7 @@ def parse_module(text: str) -> dict[str, Graph]:
                 while not ln.done():
                     if outputs:
                         ln.next(text=",")
-                    _, a, acol = ln.next("value")
-                    if a[1:] not in env:
-                        raise ln.err(f"{a} used before it is defined", acol)
-                    outputs.append(env[a[1:]])
+                    outputs.append(ln.use(env))
                 continue
             nodes.append(_parse_node(ln, env, graphs))
         if not closed:
