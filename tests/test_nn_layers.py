@@ -87,6 +87,29 @@ def test_bad_arguments_raise():
         nn.SoftmaxCrossEntropyWithLogits()(T(np.ones((2, 3))), sf.Tensor(np.array([0, 1], np.int32)))
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_cross_entropy_label_mistakes_name_the_loss_and_the_shapes(jit):
+    """Labels of the wrong length, float class indices, or probabilities of the wrong shape: the error
+    names the loss and both shapes at the user's line, not an internal `mul` broadcast failure."""
+    from sporeflow.errors import ShapeError
+    logits = T(np.ones((2, 3)))
+    call = (lambda f, *a: sf.jit(f)(*a)) if jit else (lambda f, *a: f(*a))
+    cases = [(nn.CrossEntropyLoss(), sf.Tensor(np.array([0, 1, 2], np.int32)), r"\(3,\).*\(2, 3\)"),
+             (nn.CrossEntropyLoss(), T([0.0, 1.0]), r"float32.*\(2,\).*integer"),
+             (nn.CrossEntropyLoss(), T(np.ones((2, 4))), r"\(2, 4\).*\(2, 3\)"),
+             (nn.NLLLoss(), sf.Tensor(np.array([0, 1, 2], np.int32)), r"\(3,\).*\(2, 3\)"),
+             (nn.NLLLoss(), T([0.0, 1.0]), r"integer")]
+    for loss, labels, pattern in cases:
+        with pytest.raises(ShapeError, match=pattern) as ei:
+            call(loss, logits, labels)
+        assert type(loss).__name__ in str(ei.value) and "test_nn_layers.py" in str(ei.value)
+    # the right calls still work: (N, C) with (N,) indices or (N, C) probabilities, (N, C, d) with (N, d)
+    assert call(nn.CrossEntropyLoss(), logits, sf.Tensor(np.array([0, 2], np.int32))).shape == ()
+    assert call(nn.CrossEntropyLoss(), logits, T(np.full((2, 3), 1 / 3))).shape == ()
+    assert call(nn.CrossEntropyLoss(reduction="none"), T(np.ones((2, 3, 4))),
+                sf.Tensor(np.zeros((2, 4), np.int32))).shape == (2, 4)
+
+
 # ---- forward -----------------------------------------------------------------------------------------------
 def test_dense_conv_pool_forward(rng):
     x = rng.standard_normal((2, 3)).astype(np.float32)

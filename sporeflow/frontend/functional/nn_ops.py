@@ -9,6 +9,8 @@ from .. import lax
 from . import math_ops as M
 from .array_ops import gather_elements, one_hot, reshape
 from ._core import float_of, norm_axes, tensor
+from ...errors import ShapeError
+from ..source import user_line_description
 
 
 def softmax(input, axis=-1):
@@ -127,9 +129,33 @@ def _reduce(loss, reduction: str):
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+def check_class_targets(who: str, logits, target, probabilities: bool) -> None:
+    """Class indices must be integers of shape (N, d...) for logits (N, C, d...); class probabilities
+    (when allowed) must have the logits' shape. A mismatch would otherwise surface as a broadcast
+    failure of some internal `mul`; say what is wrong in the user's terms instead."""
+    ls, ts = tuple(logits.shape), tuple(target.shape)
+    if len(ls) < 2:
+        raise ShapeError(f"{who}: logits must be [N, C] or [N, C, d...], got shape {ls}\n  at {user_line_description()}")
+    want = ls[:1] + ls[2:]
+    if target.dtype.is_float:
+        if probabilities and ts == ls:
+            return
+        hint = (f"class indices must be an integer tensor of shape {want}" +
+                (f"; class probabilities must have the logits' shape {ls}" if probabilities else ""))
+        raise ShapeError(f"{who}: labels of dtype {target.dtype.name} and shape {ts} do not fit logits of shape "
+                         f"{ls}: {hint}\n  at {user_line_description()}")
+    if not target.dtype.is_int:
+        raise ShapeError(f"{who}: labels must be integer class indices, got {target.dtype.name}\n"
+                         f"  at {user_line_description()}")
+    if ts != want:
+        raise ShapeError(f"{who}: labels shape {ts} does not match logits shape {ls}: class indices need "
+                         f"shape {want}\n  at {user_line_description()}")
+
+
 def nll_loss(inputs, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     logp = float_of(tensor(inputs))
     t = tensor(target)
+    check_class_targets("nll_loss", logp, t, probabilities=False)
     n_cls = logp.shape[1]
     oh = lax.convert(one_hot(t, n_cls, 1.0, 0.0, axis=1), logp.dtype)
     valid = lax.convert(lax.ne(t, lax.full((), ignore_index, t.dtype)), logp.dtype)
@@ -147,8 +173,9 @@ def nll_loss(inputs, target, weight=None, ignore_index=-100, reduction="mean", l
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Class-index targets (int) or class-probability targets (float), classes on axis 1."""
-    logp = log_softmax(input, 1)
     t = tensor(target)
+    check_class_targets("cross_entropy", tensor(input), t, probabilities=True)
+    logp = log_softmax(input, 1)
     if t.dtype.is_float:
         if label_smoothing:
             t = M.add(M.mul(t, 1 - label_smoothing), label_smoothing / logp.shape[1])

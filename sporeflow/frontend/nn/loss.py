@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...ir import dtypes as D
 from .. import functional as F
 from ..cell import Cell
+from ..functional.nn_ops import check_class_targets
 from ._check import shape_error
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -59,6 +60,7 @@ class CrossEntropyLoss(LossBase):
         self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
 
     def construct(self, logits, labels):
+        check_class_targets("CrossEntropyLoss", logits, labels, probabilities=True)
         return F.cross_entropy(logits, labels, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
 
@@ -68,6 +70,7 @@ class NLLLoss(LossBase):
         self.weight, self.ignore_index = weight, ignore_index
 
     def construct(self, logits, labels):
+        check_class_targets("NLLLoss", logits, labels, probabilities=False)
         return F.nll_loss(logits, labels, self.weight, self.ignore_index, self.reduction)
 
 
