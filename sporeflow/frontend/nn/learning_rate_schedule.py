@@ -15,6 +15,10 @@ class LearningRateSchedule(Cell):
     def _step(self, global_step):
         return F.reshape(F.cast(global_step, D.float32), ())
 
+    def _fraction(self, global_step, steps: int):
+        """min(step, steps) / steps."""
+        return F.div(F.minimum(self._step(global_step), float(steps)), float(steps))
+
 
 class ExponentialDecayLR(LearningRateSchedule):
     """lr * decay_rate ** (step / decay_steps); floor of the exponent when is_stair."""
@@ -26,10 +30,13 @@ class ExponentialDecayLR(LearningRateSchedule):
         self.learning_rate, self.decay_rate, self.decay_steps, self.is_stair = \
             float(learning_rate), float(decay_rate), int(decay_steps), is_stair
 
-    def construct(self, global_step):
+    def _progress(self, global_step):
+        """step / decay_steps, floored when is_stair."""
         p = F.div(self._step(global_step), float(self.decay_steps))
-        if self.is_stair:
-            p = F.floor(p)
+        return F.floor(p) if self.is_stair else p
+
+    def construct(self, global_step):
+        p = self._progress(global_step)
         return F.mul(F.pow(self.decay_rate, p), self.learning_rate)
 
 
@@ -37,9 +44,7 @@ class NaturalExpDecayLR(ExponentialDecayLR):
     """lr * exp(-decay_rate * step / decay_steps)."""
 
     def construct(self, global_step):
-        p = F.div(self._step(global_step), float(self.decay_steps))
-        if self.is_stair:
-            p = F.floor(p)
+        p = self._progress(global_step)
         return F.mul(F.exp(F.mul(p, -self.decay_rate)), self.learning_rate)
 
 
@@ -47,9 +52,7 @@ class InverseDecayLR(ExponentialDecayLR):
     """lr / (1 + decay_rate * step / decay_steps)."""
 
     def construct(self, global_step):
-        p = F.div(self._step(global_step), float(self.decay_steps))
-        if self.is_stair:
-            p = F.floor(p)
+        p = self._progress(global_step)
         return F.div(self.learning_rate, F.add(F.mul(p, self.decay_rate), 1.0))
 
 
@@ -64,7 +67,7 @@ class CosineDecayLR(LearningRateSchedule):
         self.min_lr, self.max_lr, self.decay_steps = float(min_lr), float(max_lr), int(decay_steps)
 
     def construct(self, global_step):
-        p = F.div(F.minimum(self._step(global_step), float(self.decay_steps)), float(self.decay_steps))
+        p = self._fraction(global_step, self.decay_steps)
         c = F.add(F.cos(F.mul(p, math.pi)), 1.0)
         return F.add(F.mul(c, 0.5 * (self.max_lr - self.min_lr)), self.min_lr)
 
@@ -83,7 +86,7 @@ class PolynomialDecayLR(LearningRateSchedule):
         self.decay_steps, self.power = int(decay_steps), float(power)
 
     def construct(self, global_step):
-        p = F.div(F.minimum(self._step(global_step), float(self.decay_steps)), float(self.decay_steps))
+        p = self._fraction(global_step, self.decay_steps)
         base = F.pow(F.sub(1.0, p), self.power)
         return F.add(F.mul(base, self.learning_rate - self.end_learning_rate), self.end_learning_rate)
 
@@ -98,7 +101,7 @@ class WarmUpLR(LearningRateSchedule):
         self.learning_rate, self.warmup_steps = float(learning_rate), int(warmup_steps)
 
     def construct(self, global_step):
-        p = F.div(F.minimum(self._step(global_step), float(self.warmup_steps)), float(self.warmup_steps))
+        p = self._fraction(global_step, self.warmup_steps)
         return F.mul(p, self.learning_rate)
 
 
@@ -122,13 +125,16 @@ def piecewise_constant_lr(milestone, learning_rates) -> list[float]:
     return out
 
 
+def _epoch_progress(i: int, step_per_epoch: int, decay_epoch: int, is_stair: bool) -> float:
+    """epoch / decay_epoch at step i, floored when is_stair."""
+    p = math.floor(i / step_per_epoch) / decay_epoch
+    return math.floor(p) if is_stair else p
+
+
 def exponential_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
     _check_steps(total_step, step_per_epoch, decay_epoch)
-    out = []
-    for i in range(total_step):
-        p = math.floor(i / step_per_epoch) / decay_epoch
-        out.append(learning_rate * decay_rate ** (math.floor(p) if is_stair else p))
-    return out
+    return [learning_rate * decay_rate ** _epoch_progress(i, step_per_epoch, decay_epoch, is_stair)
+            for i in range(total_step)]
 
 
 def natural_exp_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
@@ -144,11 +150,8 @@ def natural_exp_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, 
 
 def inverse_decay_lr(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair=False):
     _check_steps(total_step, step_per_epoch, decay_epoch)
-    out = []
-    for i in range(total_step):
-        p = math.floor(i / step_per_epoch) / decay_epoch
-        out.append(learning_rate / (1 + decay_rate * (math.floor(p) if is_stair else p)))
-    return out
+    return [learning_rate / (1 + decay_rate * _epoch_progress(i, step_per_epoch, decay_epoch, is_stair))
+            for i in range(total_step)]
 
 
 def cosine_decay_lr(min_lr, max_lr, total_step, step_per_epoch, decay_epoch):
