@@ -21,211 +21,26 @@ bit); the values stay in registers, so the rounding costs a few integer ops, no 
 Anything else (a body the renderer does not recognize) is inlined node by node with each
 member's own lowering, so every fused node compiles.
 
+Which of these a body takes, and how each input is read, is planned in fused_plan.py.
+
 The loop nest is emitted as its own function `k(ptr noalias ..., i64 start, i64 end)` over the
 outermost dimension, and large kernels run it on all cores through libgomp (parallel.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from ...ir.dtypes import bf16_bits_to_f32, bfloat16
 from ...ir.graph import Graph, Node, Value
-from ...ir.registry import REGISTRY, Kind
+from ...ir.registry import REGISTRY
+from .fused_plan import REDUCE_OPS, Plan, analyze
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import collapse, contiguous_strides
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
 
-REDUCE_OPS = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
 _SUF = {"float": "f32", "double": "f64"}
-VIEW_OPS = ("broadcast_to", "reshape")
 BLOCK = 1024          # elements per float partial-sum block in row reductions
-
-
-@dataclass
-class _Access:
-    """A body input read at domain indices through element strides over D (None when its
-    shape does not broadcast to D); `own` are the strides over its own shape."""
-    arg: int
-    strides: list[int] | None
-    dtype: object
-    own: list[int] | None = None
-
-
-@dataclass
-class _Plan:
-    dom: tuple
-    r: int | None                                   # first reduced axis (row plan) or None
-    master: Node | None
-    access: dict[int, _Access] = field(default_factory=dict)   # id(Value) -> access (views of inputs)
-    consts: dict[int, float] = field(default_factory=dict)     # id(Value) -> scalar literal
-    col: int | None = None                          # column plan: reduced leading axes [0, col)
-    level: dict[int, int] = field(default_factory=dict)
-    row_vals: set = field(default_factory=set)      # ids of values constant along the row
-
-
-def _unit_reshape_strides(src_shape, src_strides, dst_shape):
-    """Strides of a reshape that only inserts/removes size-1 dims, else None."""
-    a = [(d, s) for d, s in zip(src_shape, src_strides) if d != 1]
-    bdims = [d for d in dst_shape if d != 1]
-    if [d for d, _ in a] != bdims:
-        return None
-    it = iter(s for _, s in a)
-    return [0 if d == 1 else next(it) for d in dst_shape]
-
-
-def _fits(shape, dom) -> bool:
-    return len(shape) <= len(dom) and all(s in (1, d) for s, d in zip(shape[::-1], dom[::-1]))
-
-
-def _dom_strides(shape_strides, shape, dom):
-    """Own-shape strides -> strides over the domain (trailing alignment, size-1 dims broadcast)."""
-    pad = len(dom) - len(shape)
-    return [0] * pad + [0 if d == 1 else s for d, s in zip(shape, shape_strides)]
-
-
-def analyze(body: Graph) -> _Plan | None:
-    nodes = body.nodes
-    masters = [n for n in nodes if REGISTRY[n.op].kind == Kind.OUT_EWISE_FUSABLE]
-    if len(masters) > 1:
-        return None
-    master = masters[0] if masters else None
-    in_ids = {id(v) for v in body.inputs}
-    if master is not None and not all(id(v) in in_ids for v in master.inputs):
-        return None
-    epi = [n for n in nodes if n is not master]
-    shapes = [v.type.shape for n in epi for v in n.outputs] + [v.type.shape for n in epi
-                                                                 if n.op in REDUCE_OPS for v in n.inputs]
-    if not shapes:
-        return None
-    rank = max(len(s) for s in shapes)
-    dom = tuple(max((s[i - rank + len(s)] if i - rank + len(s) >= 0 else 1) for s in shapes) for i in range(rank))
-    reds = [n for n in epi if n.op in REDUCE_OPS]
-    r = col = None
-    if reds:
-        firsts, leads = set(), set()
-        for n in reds:
-            axes = tuple(sorted(n.attrs["axes"]))
-            if n.inputs[0].type.shape != dom or not axes:
-                return None
-            if axes == tuple(range(axes[0], len(dom))):
-                firsts.add(axes[0])
-            elif axes == tuple(range(len(axes))):
-                leads.add(len(axes))
-            else:
-                return None
-        if len(firsts) + len(leads) != 1:
-            return None
-        r = firsts.pop() if firsts else None
-        col = leads.pop() if leads else None
-        if col is not None and not _col_shaped(body, reds, master):
-            return None
-    plan = _Plan(dom, r, master, col=col)
-    for k, v in enumerate(body.inputs):
-        own = contiguous_strides(v.type.shape)
-        plan.access[id(v)] = _Access(k, _dom_strides(own, v.type.shape, dom) if _fits(v.type.shape, dom) else None,
-                                     v.type.dtype, own)
-    if master is not None:
-        mv = master.outputs[0]
-        if not _fits(mv.type.shape, dom):
-            return None
-        own = contiguous_strides(mv.type.shape)
-        plan.access[id(mv)] = _Access(-1, _dom_strides(own, mv.type.shape, dom), mv.type.dtype, own)
-    for n in epi:
-        v = n.outputs[0] if len(n.outputs) == 1 else None
-        if v is None:
-            return None
-        if n.op == "constant":
-            if v.type.size != 1:
-                return None
-            arr = n.attrs["value"].array
-            if v.dtype is bfloat16:          # bf16 constants are stored as their bits
-                arr = bf16_bits_to_f32(arr)
-            plan.consts[id(v)] = arr.reshape(-1)[0]
-            continue
-        if n.op in VIEW_OPS:
-            src = n.inputs[0]
-            if id(src) in plan.consts:
-                plan.consts[id(v)] = plan.consts[id(src)]
-                continue
-            acc = plan.access.get(id(src))
-            if acc is None or acc.strides is None and n.op == "broadcast_to":
-                return None
-            if n.op == "reshape":
-                own = _unit_reshape_strides(src.type.shape, acc.own, v.type.shape)
-                if own is None or not _fits(v.type.shape, dom):
-                    return None
-                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
-            else:
-                if not _fits(v.type.shape, dom):
-                    return None
-                own = _dom_strides(acc.own, src.type.shape, v.type.shape)
-                plan.access[id(v)] = _Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
-            continue
-        if n.op not in SCALAR_RULES and n.op not in REDUCE_OPS:
-            return None
-        if not _fits(v.type.shape, dom) and not (n.op in REDUCE_OPS and not n.attrs["keepdims"]):
-            return None
-    if col is not None:
-        return plan
-    if not _levels(plan, body, epi):
-        return None
-    for v in body.outputs:               # outputs: full domain, or one value per row
-        if id(v) in plan.consts or (id(v) in plan.access and v.producer is None):
-            return None
-        if v.type.shape != dom and not (r is not None and id(v) in plan.row_vals
-                                        and v.type.size == int(np.prod(dom[:r], dtype=np.int64))):
-            if not (master is not None and v is master.outputs[0]):
-                return None
-    return plan
-
-
-def _col_shaped(body: Graph, reds: list[Node], master) -> bool:
-    """Column plan: reductions are sinks and every output is a reduction result."""
-    red_outs = {id(n.outputs[0]) for n in reds}
-    if master is not None or any(id(u) in red_outs for n in body.nodes for u in n.inputs):
-        return False
-    return all(id(v) in red_outs for v in body.outputs)
-
-
-def _levels(plan: _Plan, body: Graph, epi: list[Node]) -> bool:
-    """Pass level of every value; row values (constant along the reduced axes)."""
-    r, dom = plan.r, plan.dom
-    for v in body.inputs:
-        plan.level[id(v)] = 0
-        if r is not None and _is_row_shape(v.type.shape, dom, r):
-            plan.row_vals.add(id(v))
-    if plan.master is not None:
-        plan.level[id(plan.master.outputs[0])] = 0
-    for n in epi:
-        v = n.outputs[0]
-        if id(v) in plan.consts:
-            plan.level[id(v)] = 0
-            plan.row_vals.add(id(v))
-            continue
-        if n.op in REDUCE_OPS:
-            plan.level[id(v)] = plan.level[id(n.inputs[0])] + 1
-            plan.row_vals.add(id(v))
-            continue
-        plan.level[id(v)] = max((plan.level[id(u)] for u in n.inputs), default=0)
-        if n.op not in VIEW_OPS and any(not _fits(u.type.shape, dom) for u in n.inputs) and \
-                not all(id(u) in plan.row_vals for u in n.inputs):
-            return False      # a [rows] value (no keepdims) mixed with full ones: alignment differs
-        if r is not None and all(id(u) in plan.row_vals for u in n.inputs) and _is_row_shape(v.type.shape, dom, r):
-            plan.row_vals.add(id(v))
-        elif r is not None and _is_row_shape(v.type.shape, dom, r) and n.op not in VIEW_OPS:
-            return False      # a row-shaped value computed from full ones: not expressible
-    return True
-
-
-def _is_row_shape(shape, dom, r) -> bool:
-    if not _fits(shape, dom):
-        return tuple(shape) == tuple(dom[:r])
-    pad = len(dom) - len(shape)
-    return all(shape[i - pad] == 1 for i in range(max(r, pad), len(dom)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +49,7 @@ def _is_row_shape(shape, dom, r) -> bool:
 class _Emitter:
     """Evaluates body values at one domain index inside a kernel function."""
 
-    def __init__(self, b: FnBuilder, plan: _Plan, ptrs: list[str], body: Graph):
+    def __init__(self, b: FnBuilder, plan: Plan, ptrs: list[str], body: Graph):
         self.b, self.plan, self.ptrs, self.body = b, plan, ptrs, body
         self.nodes = {id(n.outputs[0]): n for n in body.nodes if len(n.outputs) == 1}
         self.memo: dict[int, str] = {}
@@ -302,7 +117,7 @@ def _kernel_args(fx, node, ins, outs, plan, body):
     return ptrs
 
 
-def _emit_elementwise(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
+def _emit_elementwise(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
     dom = plan.dom
     ptrs = _kernel_args(fx, node, ins, outs, plan, body)
     n_in = len(ins)
@@ -335,7 +150,7 @@ def _emit_elementwise(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
     emit_parallel_for(fx, node.attrs["name"], ptrs, shp[0], body_fn, total * _cost(body))
 
 
-def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
+def _emit_row(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
     dom, r = plan.dom, plan.r
     ptrs = _kernel_args(fx, node, ins, outs, plan, body)
     n_in = len(ins)
@@ -441,7 +256,7 @@ def _emit_row(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
     return True
 
 
-def _emit_col(fx, node, ins, outs, plan: _Plan, body: Graph) -> None:
+def _emit_col(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
     """Reductions over leading axes: per column accumulators, rows streamed in order, so every
     load is contiguous and the column loop vectorizes; float sums accumulate in double."""
     dom, k = plan.dom, plan.col
@@ -528,7 +343,7 @@ MAX_ROW_BUFFER = 16384     # elements; a row buffer lives on the kernel's stack 
 _HEAVY = ("exp", "log", "tanh", "sin", "cos", "erf", "pow", "div", "sqrt", "rsqrt")
 
 
-def _materialized(plan: _Plan, body: Graph, inner: int) -> dict[int, Value]:
+def _materialized(plan: Plan, body: Graph, inner: int) -> dict[int, Value]:
     """Full values computed in one pass, used by a later one, and costly to recompute."""
     if inner > MAX_ROW_BUFFER:
         return {}
@@ -550,7 +365,7 @@ def _materialized(plan: _Plan, body: Graph, inner: int) -> dict[int, Value]:
     return out
 
 
-def _cone_has_heavy(n: Node, plan: _Plan) -> bool:
+def _cone_has_heavy(n: Node, plan: Plan) -> bool:
     stack, seen = [n], set()
     while stack:
         m = stack.pop()
@@ -579,7 +394,7 @@ def _row_idx(kb, row, plan, strides, r):
     return acc
 
 
-def _row_values_at(plan: _Plan, body: Graph, p: int):
+def _row_values_at(plan: Plan, body: Graph, p: int):
     return [n.outputs[0] for n in body.nodes if n.op not in REDUCE_OPS and len(n.outputs) == 1
             and id(n.outputs[0]) in plan.row_vals and plan.level[id(n.outputs[0])] <= p
             and id(n.outputs[0]) not in plan.consts]
@@ -663,7 +478,7 @@ def lower_fused(fx, node, ins, outs) -> None:
         _inline(fx, node, ins, outs)
 
 
-def _used_elementwise(body: Graph, key: int, plan: _Plan) -> bool:
+def _used_elementwise(body: Graph, key: int, plan: Plan) -> bool:
     master_ins = {id(u) for u in plan.master.inputs} if plan.master is not None else set()
     return any(id(u) == key for n in body.nodes if n is not plan.master for u in n.inputs) or (
         key not in master_ins and any(id(v) == key for v in body.outputs))
