@@ -62,13 +62,8 @@ def norm_axes(axis, ndim: int) -> tuple[int, ...]:
     if axis is None or (isinstance(axis, (tuple, list)) and len(axis) == 0 and ndim == 0):
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    out = []
-    for a in axes:
-        a = int(a)
-        if not -max(ndim, 1) <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of rank {ndim}")
-        out.append(a % max(ndim, 1) if ndim else 0)
-    return tuple(sorted(set(out)))[: ndim or 0] if ndim else ()
+    out = {norm_axis(int(a), ndim) for a in axes}
+    return tuple(sorted(out)) if ndim else ()
 
 
 def norm_axis(axis: int, ndim: int) -> int:
