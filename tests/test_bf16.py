@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 import sporeflow as sf
 from sporeflow.ir import dtypes as D
@@ -106,6 +106,7 @@ def test_tensor_bf16_behaves_as_documented():
 
 
 @given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=8))
+@example(xs=[6832.0])
 def test_bf16_arithmetic_is_float32_then_one_rounding(xs):
     a = sf.Tensor(np.array(xs, np.float32), sf.bfloat16)
     b = sf.Tensor(np.array(xs[::-1], np.float32), sf.bfloat16)
@@ -118,7 +119,15 @@ def test_bf16_arithmetic_is_float32_then_one_rounding(xs):
             np.testing.assert_array_equal(got._data, want)
         for backend in ("interp", "llvm"):   # fused LLVM kernels round after every member too
             jitted = sf.jit(op, backend=backend)(a, b)
-            np.testing.assert_array_equal(jitted._data, got._data, err_msg=backend)
+            if backend == "interp" or ref is not None:
+                np.testing.assert_array_equal(jitted._data, got._data, err_msg=backend)
+            else:
+                # exp: LLVM's float32 polynomial and numpy's float32 exp are each within 1 ulp but not
+                # always equal; where a result sits on a bf16 rounding boundary the bf16 results then
+                # differ by one bf16 ulp (found by hypothesis: x = 6832, exp(6.84375) = 938.0000478,
+                # numpy gives 938.0, a bf16 tie that rounds down; 938.00006 rounds up)
+                ulps = np.abs(got._data.astype(np.int64) - jitted._data.astype(np.int64))
+                assert ulps.max() <= 1, (backend, got._data, jitted._data)
 
 
 def test_bf16_mixed_with_float16_promotes_to_float32():

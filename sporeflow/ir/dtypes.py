@@ -13,7 +13,9 @@ bfloat16 (decided in issue 2, tested in tests/test_bf16.py):
     taken as bits already (that is how checkpoints and executables hand bf16 data back).
 float16 uses numpy's float16. Arithmetic on both half types is done in float32 and rounded
 once after every primitive, which is what the LLVM and CUDA backends do too, so all backends
-agree bit for bit.
+agree bit for bit on arithmetic, comparisons, casts and data movement. Transcendental functions
+(exp, log, tanh, ...) are within 1 float32 ulp on each backend but not the same polynomial, so a
+result on a half-type rounding boundary can differ by one half-type ulp between backends.
 """
 from __future__ import annotations
 
