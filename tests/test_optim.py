@@ -50,9 +50,13 @@ def ref_adam(ps, gs, lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, wd_mask=None, neste
     ps = [p.astype(np.float64) for p in ps]
     m = [np.zeros_like(p) for p in ps]
     v = [np.zeros_like(p) for p in ps]
+    b1p = b2p = np.float32(1.0)
     for t, g in enumerate(gs):
-        b1p, b2p = b1 ** (t + 1), b2 ** (t + 1)
-        lr_t = lr(t) * math.sqrt(1 - b2p) / (1 - b1p)
+        # beta1_power/beta2_power are float32 Parameters (MindSpore's state, saved in checkpoints), so
+        # 1 - beta2_power carries float32's absolute error: with b2 = 0.99958 that is 2.4e-5 relative,
+        # more than the tolerance below (hypothesis found it); model that, the rest in float64
+        b1p, b2p = np.float32(b1p * np.float32(b1)), np.float32(b2p * np.float32(b2))
+        lr_t = lr(t) * math.sqrt(1 - float(b2p)) / (1 - float(b1p))
         for i, gi in enumerate(g):
             if wd and wd_mask[i]:
                 gi = gi + wd * ps[i]
@@ -219,11 +223,12 @@ def test_train_one_step_cell_sens_and_return_grad(rng):
     np.testing.assert_allclose(loss.asnumpy(), ((pred - y.asnumpy()) ** 2).mean(), rtol=1e-5)
 
 
-from hypothesis import given, strategies as st  # noqa: E402
+from hypothesis import example, given, strategies as st  # noqa: E402
 
 
 @given(lr=st.floats(1e-4, 0.5), u=st.floats(0.0, 0.99), wd=st.sampled_from([0.0, 1e-3, 0.1]), nesterov=st.booleans(),
        b1=st.floats(0.5, 0.99), b2=st.floats(0.9, 0.9999), seed=st.integers(0, 2 ** 16))
+@example(lr=0.375, u=0.0, wd=0.0, nesterov=False, b1=0.5, b2=0.9995760117956838, seed=9690)
 def test_momentum_and_adam_match_numpy_for_random_hyperparameters(lr, u, wd, nesterov, b1, b2, seed):
     rng = np.random.default_rng(seed)
     for make, ref in (
