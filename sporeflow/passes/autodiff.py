@@ -47,15 +47,19 @@ def emitting_for(trace, node, prefix: str):
         trace.scopes, trace.scope_prefix, trace.loc_override = saved
 
 
+def emit_copy(trace, node, args: Sequence) -> list:
+    """Re-emit `node` as it is (its loc and scope kept) into `trace` on `args`; its Tracers."""
+    from ..frontend.tensor import Tracer
+    outs = trace.builder.emit(node.op, [trace.lift(a) for a in args], node.attrs, loc=node.loc, scope=node.scope)
+    return [Tracer(trace, o) for o in outs]
+
+
 def replay(trace, graph: Graph, args: Sequence) -> dict[int, object]:
     """Emit `graph`'s nodes into `trace` on Tracers `args`; returns Value id -> Tracer."""
-    from ..frontend.tensor import Tracer
     env: dict[int, object] = {id(v): a for v, a in zip(graph.inputs, args)}
     for node in graph.nodes:
-        vals = [trace.lift(env[id(v)]) for v in node.inputs]
-        outs = trace.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=node.scope)
-        for v, o in zip(node.outputs, outs):
-            env[id(v)] = Tracer(trace, o)
+        for v, o in zip(node.outputs, emit_copy(trace, node, [env[id(v)] for v in node.inputs])):
+            env[id(v)] = o
     return env
 
 

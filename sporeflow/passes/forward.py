@@ -11,14 +11,13 @@ from typing import Sequence
 from ..errors import SporeflowError
 from ..ir.graph import Graph
 from ..ir.registry import get_op
-from .autodiff import dce, differentiable, emitting_for, is_marked_nondiff
+from .autodiff import dce, differentiable, emit_copy, emitting_for, is_marked_nondiff
 
 
 def jvp_graph(graph: Graph, wrt: Sequence[bool], name: str | None = None) -> Graph:
     """The result takes graph.inputs + one tangent per input selected by `wrt`, and returns
     graph.outputs + one tangent per float output (zeros where it does not depend on `wrt`)."""
     from ..frontend import lax
-    from ..frontend.tensor import Tracer
     from ..frontend.tracer import Trace
     wrt = list(wrt)
     for v, w in zip(graph.inputs, wrt):
@@ -38,10 +37,8 @@ def jvp_graph(graph: Graph, wrt: Sequence[bool], name: str | None = None) -> Gra
             tins = [tan.get(id(v)) for v in node.inputs]
             opdef = get_op(node.op)
             if all(t is None for t in tins) or is_marked_nondiff(node.op):
-                vals = [tr.lift(env[id(v)]) for v in node.inputs]
-                outs = tr.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=node.scope)
-                for v, o in zip(node.outputs, outs):
-                    env[id(v)] = Tracer(tr, o)
+                for v, o in zip(node.outputs, emit_copy(tr, node, [env[id(v)] for v in node.inputs])):
+                    env[id(v)] = o
                 continue
             if opdef.jvp is None:
                 raise SporeflowError(f"forward-mode autodiff: op `{node.op}` has no jvp rule "

@@ -16,6 +16,7 @@ from ..errors import NoRuleError, SporeflowError
 from ..ir.graph import Graph
 from ..ir.registry import get_op
 from ..ir.types import TensorType
+from .autodiff import emit_copy, emitting_for
 
 
 def batched_type(t: TensorType, d: int | None, size: int) -> TensorType:
@@ -79,23 +80,16 @@ def batch_graph(graph: Graph, in_dims: Sequence[int | None], size: int,
         env: dict[int, tuple] = {}
         for v, d in zip(graph.inputs, in_dims):
             env[id(v)] = (tr.new_input(batched_type(v.type, d, size), v.name), d)
-        saved_scopes = tr.scopes
         for node in graph.nodes:
             pairs = [env[id(v)] for v in node.inputs]
             args = [a for a, _ in pairs]
             dims = [d for _, d in pairs]
             if all(d is None for d in dims):
-                vals = tr.builder.emit(node.op, [tr.lift(a) for a in args], node.attrs, loc=node.loc,
-                                       scope=node.scope)
-                from ..frontend.tensor import Tracer
-                outs, odims = [Tracer(tr, o) for o in vals], [None] * len(vals)
+                outs = emit_copy(tr, node, args)
+                odims = [None] * len(outs)
             else:
-                # the rule's nodes keep the forward node's source line and scope
-                tr.loc_override, tr.scopes = node.loc, [(None, node.scope)]
-                try:
+                with emitting_for(tr, node, ""):   # the rule's nodes keep the node's source line and scope
                     outs, odims = apply_rule(node, args, dims)
-                finally:
-                    tr.loc_override, tr.scopes = None, saved_scopes
             for v, o, d in zip(node.outputs, outs, odims):
                 env[id(v)] = (o, d)
         results, rdims = [], []
