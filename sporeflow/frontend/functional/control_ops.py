@@ -15,20 +15,32 @@ from .. import lax
 from ..pytree import tree_flatten, tree_unflatten
 from ..tensor import Tensor
 from ..tracer import Trace, current_trace
+from ..source import user_line_description
 from ._core import tensor
 
 
-def trace_subgraph(fn: Callable, in_types: Sequence[TensorType], name: str) -> tuple[Graph, list, Any]:
+def trace_subgraph(fn: Callable, in_types: Sequence[TensorType], name: str,
+                   params_out: list | None = None) -> tuple[Graph, list, Any]:
     """Trace fn(*tracers) into a graph. Returns (graph with captured inputs appended,
-    captured objects, output treedef)."""
+    captured objects, output treedef). With `params_out` (cond branches), Parameter assignments
+    are allowed: the graph gets one extra output per Parameter of `params_out`, its new value if
+    fn assigned it, else its current value; `trace_subgraph.updated` lists what fn assigned."""
     with Trace(name) as tr:
         args = [tr.new_input(t) for t in in_types]
         out = fn(*args)
         leaves, td = tree_flatten(out)
         leaves = [x if isinstance(x, Tensor) else tensor(x) for x in leaves]
-        if tr.updates:
-            raise NotImplementedError("assigning to a Parameter inside cond/while/scan is not supported")
+        updated = [p for p, _ in tr.updates.values()]
+        if updated and params_out is None:
+            raise NotImplementedError(
+                "assigning to a Parameter inside WhileLoop/Scan is not supported (Parameter "
+                f"{updated[0].name!r}); return the new value through the loop carry and assign it after the "
+                "loop, or use ops.cond, whose branches may assign\n  at " + user_line_description())
+        if params_out is not None:
+            leaves = leaves + [tr.updates[id(p)][1] if id(p) in tr.updates else p for p in params_out]
+            tr.updates.clear()
         graph, captured, _ = tr.finish(leaves)
+    trace_subgraph.updated = updated
     return graph, captured, td
 
 
@@ -68,8 +80,19 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
 
     def call(fn):
         return lambda *xs: fn(*tree_unflatten(td_in, xs))
-    gt, ct, td_t = trace_subgraph(call(true_fn), types, "then_branch")
-    ge, ce, td_e = trace_subgraph(call(false_fn), types, "else_branch")
+
+    def both(params):
+        gt, ct, td_t = trace_subgraph(call(true_fn), types, "then_branch", params)
+        ut = trace_subgraph.updated
+        ge, ce, td_e = trace_subgraph(call(false_fn), types, "else_branch", params)
+        return (gt, ct, td_t), (ge, ce, td_e), _union(ut, trace_subgraph.updated)
+
+    # Parameters assigned in a branch become extra outputs of both branches (the other branch
+    # passes the current value through) and are assigned from the cond's results: the IR stays
+    # pure. The branches are traced again when they assign, to give both the same outputs.
+    (gt, ct, td_t), (ge, ce, td_e), assigned = both([])
+    if assigned:
+        (gt, ct, td_t), (ge, ce, td_e), _ = both(assigned)
     if td_t != td_e or gt.out_types != ge.out_types:
         raise TypeError(f"cond: branches return different structures/types: "
                         f"{td_t} {gt.out_types} vs {td_e} {ge.out_types}")
@@ -77,7 +100,10 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
     n = len(leaves)
     outs = lax.multi("cond", p, *leaves, *caps, then_branch=_widen(gt, n, ct, caps),
                      else_branch=_widen(ge, n, ce, caps))
-    return tree_unflatten(td_t, outs)
+    k = len(outs) - len(assigned)
+    for param, new_value in zip(assigned, outs[k:], strict=True):
+        current_trace().record_update(param, new_value)
+    return tree_unflatten(td_t, outs[:k])
 
 
 def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
