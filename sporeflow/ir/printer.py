@@ -83,17 +83,18 @@ def ident(name: str, fallback: str) -> str:
     return s if _IDENT.match(s) else "_" + s
 
 
+def _unique(base: str, used: set[str]) -> str:
+    """`base`, or the first free base_1, base_2, ...; marked as used."""
+    name, k = base, 1
+    while name in used:
+        name, k = f"{base}_{k}", k + 1
+    used.add(name)
+    return name
+
+
 def _graph_names(graphs: list[Graph]) -> dict[int, str]:
-    names: dict[int, str] = {}
     used: set[str] = set()
-    for g in graphs:
-        base = ident(g.name or "", "graph")
-        name, k = base, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        names[id(g)] = name
-    return names
+    return {id(g): _unique(ident(g.name or "", "graph"), used) for g in graphs}
 
 
 def _print_one(g: Graph, gname: str, gnames: dict[int, str], lines: list[str]) -> None:
@@ -101,11 +102,7 @@ def _print_one(g: Graph, gname: str, gnames: dict[int, str], lines: list[str]) -
     used: set[str] = set()
     params = []
     for i, v in enumerate(g.inputs):
-        base = ident(v.name, f"arg{i}")
-        name, k = base, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
+        name = _unique(ident(v.name, f"arg{i}"), used)
         vnames[id(v)] = name
         params.append(f"%{name}: {v.type}")
 
