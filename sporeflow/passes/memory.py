@@ -79,17 +79,22 @@ def _nbytes(v: Value) -> int:
     return v.type.size * v.type.dtype.storage.itemsize
 
 
+def _last_uses(graph: Graph) -> dict[int, int]:
+    """id(value) -> index of the last node that reads it; len(nodes) for graph outputs (they live
+    to the end); unread values are absent."""
+    last: dict[int, int] = {}
+    for k, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last[id(v)] = k
+    for v in graph.outputs:
+        last[id(v)] = len(graph.nodes)
+    return last
+
+
 def plan_memory(graph: Graph, donate: Sequence[tuple[int, int]] = ()) -> MemoryPlan:
     """Plan the buffers of `graph`'s top level. `donate`: (output index, input index) pairs whose
     input buffer may receive the output (same type required; checked here)."""
-    n = len(graph.nodes)
-    end = n                                   # graph outputs live to the end
-    last_use: dict[int, int] = {}
-    for k, node in enumerate(graph.nodes):
-        for v in node.inputs:
-            last_use[id(v)] = k
-    for v in graph.outputs:
-        last_use[id(v)] = end
+    last_use = _last_uses(graph)
     in_pos = {id(v): i for i, v in enumerate(graph.inputs)}
     out_pos: dict[int, list[int]] = {}
     for j, v in enumerate(graph.outputs):
@@ -184,17 +189,11 @@ def donation_pairs(traced) -> list[tuple[int, int]]:
 def check_plan(graph: Graph, plan: MemoryPlan) -> None:
     """Raise AssertionError if two values that are live at the same time share a buffer (other
     than an in-place pair at its node). Used by tests, cheap enough for debugging runs."""
-    n = len(graph.nodes)
-    first, last = {}, {}
-    for i, v in enumerate(graph.inputs):
-        first[id(v)] = -1
+    first = {id(v): -1 for v in graph.inputs}
     for k, node in enumerate(graph.nodes):
         for v in node.outputs:
             first[id(v)] = k
-        for v in node.inputs:
-            last[id(v)] = k
-    for v in graph.outputs:
-        last[id(v)] = n
+    last = _last_uses(graph)
     by_buf: dict = {}
     for vid, b in plan.buffer_of.items():
         by_buf.setdefault(b, []).append(vid)
