@@ -279,6 +279,16 @@ def _monitored(cb_params, monitor: str):
     return None
 
 
+def _fixed_lr(cb_params, who: str):
+    """The optimizer's learning-rate Parameter, which a callback may rewrite."""
+    from ..frontend.tensor import Parameter
+    lr = getattr(cb_params.get("optimizer"), "learning_rate", None)
+    if not isinstance(lr, Parameter):
+        raise ValueError(f"{who} needs an optimizer whose learning_rate is a fixed float "
+                         "(not a list, a schedule or parameter groups)")
+    return lr
+
+
 class _Plateau(Callback):
     def __init__(self, monitor, min_delta, patience, verbose, mode, baseline):
         if mode not in ("auto", "min", "max"):
@@ -362,15 +372,11 @@ class ReduceLROnPlateau(_Plateau):
         self.cooldown_counter = 0
 
     def on_train_epoch_end(self, run_context):
-        from ..frontend.tensor import Parameter
         cb = run_context.original_args()
         cur = self._current(run_context)
         if cur is None:
             return
-        lr = getattr(cb.get("optimizer"), "learning_rate", None)
-        if not isinstance(lr, Parameter):
-            raise ValueError("ReduceLROnPlateau needs an optimizer whose learning_rate is a fixed float "
-                             "(not a list, a schedule or parameter groups)")
+        lr = _fixed_lr(cb, "ReduceLROnPlateau")
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
@@ -397,10 +403,7 @@ class LearningRateScheduler(Callback):
         self.learning_rate_function = learning_rate_function
 
     def on_train_step_end(self, run_context):
-        from ..frontend.tensor import Parameter
         cb = run_context.original_args()
-        lr = getattr(cb.get("optimizer"), "learning_rate", None)
-        if not isinstance(lr, Parameter):
-            raise ValueError("LearningRateScheduler needs an optimizer whose learning_rate is a fixed float")
+        lr = _fixed_lr(cb, "LearningRateScheduler")
         new = self.learning_rate_function(float(lr.asnumpy()), cb.cur_step_num)
         lr.set_data(np.asarray(float(new), np.float32))
