@@ -2,7 +2,7 @@
 graphs equal to unfused ones on hypothesis-generated programs."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import sporeflow as sf
 from sporeflow import ops

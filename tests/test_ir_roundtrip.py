@@ -19,7 +19,7 @@ from sporeflow.errors import IRParseError, VerifyError
 from sporeflow.frontend.cell import Cell
 from sporeflow.ir import dtypes as D
 from sporeflow.ir.graph import Graph, GraphBuilder, Node
-from sporeflow.ir.types import ConstValue, TensorType
+from sporeflow.ir.types import TensorType
 
 THIS = os.path.basename(__file__)
 
