@@ -63,7 +63,6 @@ class Model:
             raise ValueError("Model: metrics need loss_fn or eval_network to evaluate")
         self._train_network = self._build_train_network()
         self._eval_network, self._eval_indexes = self._build_eval_network(eval_network, eval_indexes)
-        self._predict_network = network
         self._jits: dict[int, JitFunction] = {}
         self._eval_losses: list[float] = []
         self._warned_recompile = False
@@ -96,7 +95,7 @@ class Model:
 
     @property
     def predict_network(self) -> Cell:
-        return self._predict_network
+        return self._network
 
     def _compiled(self, cell: Cell) -> JitFunction:
         fn = self._jits.get(id(cell))
@@ -202,9 +201,9 @@ class Model:
     def predict(self, *predict_data, backend=None, config=None):
         if not predict_data:
             raise ValueError("Model.predict needs at least one input")
-        self._predict_network.set_train(False)
+        self._network.set_train(False)
         data = tuple(x if isinstance(x, Tensor) or not isinstance(x, np.ndarray) else Tensor(x) for x in predict_data)
-        return self._compiled(self._predict_network)(*data)
+        return self._compiled(self._network)(*data)
 
     def build(self, train_dataset=None, valid_dataset=None, sink_size: int = -1, epoch: int = 1,
               sink_mode: bool = True):
