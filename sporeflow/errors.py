@@ -14,6 +14,10 @@ class ShapeError(SporeflowError, ValueError):
     """A shape or dtype mismatch at an op, with the op, the input types and the user's line."""
 
 
+class ScalarOverflowError(ShapeError, OverflowError):
+    """A Python int operand that does not fit the integer dtype it would take (never wrapped)."""
+
+
 class TracerError(SporeflowError, TypeError):
     """A Python control-flow or conversion on a traced value."""
 

@@ -235,3 +235,17 @@ def test_bool_tensors_with_python_ints_promote_to_int64():
         assert got[0].dtype is sf.int64 and got[0].asnumpy().tolist() == [2, 1]
         assert got[1].dtype is sf.int64 and got[2].dtype is sf.float32
     assert (b & True).dtype is sf.bool_
+
+
+def test_python_ints_that_do_not_fit_the_tensor_dtype_raise():
+    """A weak Python int takes the tensor's dtype; one that does not fit raises (as numpy 2 and JAX
+    do) instead of wrapping around silently (int32 + 2**40 gave 1)."""
+    i32, u8 = sf.Tensor(np.array([1], np.int32)), sf.Tensor(np.array([1], np.uint8))
+    for f, a in [(lambda x: x + 2 ** 40, i32), (lambda x: x * -(2 ** 31) - 1 + 2 ** 33, i32),
+                 (lambda x: x + 256, u8), (lambda x: x - (-1), u8)]:
+        for g in (f, sf.jit(f)):
+            with pytest.raises(OverflowError, match="out of range for int32|out of range for uint8") as ei:
+                g(a)
+            assert "test_frontend_tensor.py" in str(ei.value)       # the user's line
+    assert (i32 + (2 ** 31 - 1)).dtype is sf.int32 and (u8 + 255).asnumpy().tolist() == [0]   # in range: wraps as numpy
+    assert (i32 * -(2 ** 31)).asnumpy().tolist() == [-(2 ** 31)]

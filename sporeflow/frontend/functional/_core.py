@@ -26,6 +26,16 @@ def tensor(x, dtype: DType | None = None) -> Tensor:
         return x if dtype is None or x.dtype is as_dtype(dtype) else lax.convert(x, dtype)
     if dtype is None and isinstance(x, (float, int, bool)) and not isinstance(x, np.ndarray):
         dtype = D.bool_ if isinstance(x, bool) else (D.float32 if isinstance(x, float) else D.int64)
+    if isinstance(x, int) and not isinstance(x, bool) and dtype is not None:
+        dt = as_dtype(dtype)
+        if dt.is_int:   # a weak Python int must fit (numpy 2 and JAX raise too); never wrap around
+            info = np.iinfo(dt.storage)
+            if not info.min <= x <= info.max:
+                from ...errors import ScalarOverflowError
+                from ..source import user_line_description
+                raise ScalarOverflowError(f"Python int {x} is out of range for {dt.name} [{info.min}, {info.max}]; "
+                                          f"cast the tensor first (e.g. x.astype(sf.int64))\n  at "
+                                          f"{user_line_description()}")
     return lax.const(np.asarray(x), dtype or D.from_numpy(np.asarray(x).dtype))
 
 
