@@ -19,7 +19,7 @@ from ..context import default_backend
 from ..errors import ShapeError, SporeflowError, TracerError
 from ..ir.graph import Graph
 from .source import api_boundary
-from .pytree import TreeDef, tree_flatten, tree_unflatten
+from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace
 
@@ -150,10 +150,7 @@ class Compiled:
         results = [Tensor._wrap(a, v.type.dtype) for a, v in zip(outs[:t.n_outputs], t.graph.outputs)]
         for p, a in zip(t.updated, outs[t.n_outputs:]):
             p._assign_storage(a)
-        leaves, it = [], iter(results)
-        for i in range(t.out_tree.num_leaves):
-            leaves.append(t.out_static[i] if i in t.out_static else next(it))
-        return tree_unflatten(t.out_tree, leaves)
+        return join_leaves(t.out_tree, t.out_static, results)
 
 
 class JitFunction:
@@ -234,13 +231,12 @@ class JitFunction:
                 _save_analyze_fail(tr, e)
                 raise
             out_leaves, out_td = tree_flatten(out)
-            out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
+            out_static, tensors = split_leaves(out_leaves, lambda x: isinstance(x, Tensor))
             for x in out_static.values():
                 if isinstance(x, (list, tuple, dict)):   # a subclass pytree does not open up
                     raise SporeflowError(
                         f"sf.jit: {self.name} returned a {type(x).__name__}, a container sporeflow cannot "
                         "look into; return tuples, lists, dicts, OrderedDicts or namedtuples of tensors")
-            tensors = [x for x in out_leaves if isinstance(x, Tensor)]
             graph, captured, updated = tr.finish(tensors)
         for c in captured:
             if not isinstance(c, Parameter):

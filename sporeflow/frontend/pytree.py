@@ -103,3 +103,17 @@ def tree_map(fn: Callable, x, *rest) -> Any:
 
 def tree_leaves(x) -> list:
     return tree_flatten(x)[0]
+
+
+def split_leaves(leaves, dynamic: Callable[[Any], bool]) -> tuple[dict[int, Any], list]:
+    """Leaves -> ({position: leaf} of the static ones, [the dynamic ones, in order]); what a
+    traced function returns is so split into graph outputs and values kept as they are."""
+    static = {i: x for i, x in enumerate(leaves) if not dynamic(x)}
+    return static, [x for i, x in enumerate(leaves) if i not in static]
+
+
+def join_leaves(treedef: TreeDef, static: dict[int, Any], dynamic) -> Any:
+    """The inverse of split_leaves: the tree whose leaves are `static` at their positions and
+    `dynamic`, in order, everywhere else."""
+    it = iter(dynamic)
+    return tree_unflatten(treedef, [static[i] if i in static else next(it) for i in range(treedef.num_leaves)])

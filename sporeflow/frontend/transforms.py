@@ -21,7 +21,7 @@ from ..errors import SporeflowError
 from ..ir import dtypes as D
 from ..ir.graph import Graph
 from . import lax
-from .pytree import TreeDef, tree_flatten, tree_unflatten
+from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace, inline
 
@@ -62,8 +62,7 @@ def _trace(fn: Callable, args: Sequence, name: str) -> _Traced:
                      for td, idx, la in slots]
         out = fn(*call_args)
         out_leaves, out_td = tree_flatten(out)
-        out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
-        tensors = [x for x in out_leaves if isinstance(x, Tensor)]
+        out_static, tensors = split_leaves(out_leaves, lambda x: isinstance(x, Tensor))
         graph, captured, updated = tr.finish(tensors)
     return _Traced(graph, leaves, captured, updated, [(td, idx) for td, idx, _ in slots], out_td, out_static,
                    len(tensors))
@@ -85,9 +84,7 @@ def _apply_updates(t: _Traced, new_values: Sequence) -> None:
 
 
 def _rebuild_outputs(t: _Traced, tensors: Sequence):
-    it = iter(tensors)
-    leaves = [t.out_static[i] if i in t.out_static else next(it) for i in range(t.out_td.num_leaves)]
-    return tree_unflatten(t.out_td, leaves)
+    return join_leaves(t.out_td, t.out_static, tensors)
 
 
 def _positions(grad_position) -> tuple[int, ...]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.types import TensorType
-from .pytree import tree_flatten, tree_unflatten
+from .pytree import join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .source import user_line_description, wrap_methods
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace, inline
@@ -194,8 +194,7 @@ class VmapFunction:
             cargs, ckwargs = tree_unflatten(td, call)
             out = self.fn(*cargs, **ckwargs)
             out_leaves, out_td = tree_flatten(out)
-            out_static = {i: x for i, x in enumerate(out_leaves) if not isinstance(x, Tensor)}
-            tensors = [x for x in out_leaves if isinstance(x, Tensor)]
+            out_static, tensors = split_leaves(out_leaves, lambda x: isinstance(x, Tensor))
             graph, captured, updated = tr.finish(tensors)
         # captured values are shared, except an ensemble's stacked Parameters
         plists = _member_params(self.members) if self.members else None
@@ -215,9 +214,7 @@ class VmapFunction:
         phys = [x for x, t in zip(leaves, is_t) if t] + cap_vals
         res = inline(bg, phys)
         self._write_updates(updated, res[n:], index, plists)
-        it = iter(res[:n])
-        return tree_unflatten(out_td, [out_static[i] if i in out_static else next(it)
-                                       for i in range(len(out_leaves))])
+        return join_leaves(out_td, out_static, res[:n])
 
     def _out_axes(self, out, out_leaves, tensors) -> list:
         spec = self.out_axes
