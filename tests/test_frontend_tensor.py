@@ -249,3 +249,17 @@ def test_python_ints_that_do_not_fit_the_tensor_dtype_raise():
             assert "test_frontend_tensor.py" in str(ei.value)       # the user's line
     assert (i32 + (2 ** 31 - 1)).dtype is sf.int32 and (u8 + 255).asnumpy().tolist() == [0]   # in range: wraps as numpy
     assert (i32 * -(2 ** 31)).asnumpy().tolist() == [-(2 ** 31)]
+
+
+def test_python_scalar_conversions_and_format_specs():
+    """float()/int() of a one-element tensor of any rank (MindSpore and PyTorch allow it; numpy >= 2.3
+    refuses arrays of rank > 0), a clear error for more elements, and format specs on 0-d tensors
+    (`f"{loss:.4f}"`, as numpy scalars and JAX arrays allow)."""
+    assert float(sf.Tensor(np.array([2.5], np.float32))) == 2.5 and int(sf.Tensor(np.array([[7]], np.int32))) == 7
+    assert float(sf.Tensor(np.array([1.5], np.float32), sf.bfloat16)) == 1.5
+    with pytest.raises(TypeError, match="only one-element tensors"):
+        float(sf.Tensor(np.ones(2, np.float32)))
+    assert f"{sf.Tensor(np.float32(2.5)):.2f}" == "2.50" and f"{sf.Tensor(np.int32(7)):>3d}" == "  7"
+    assert f"{sf.Tensor(np.array([1.0, 2.0], np.float32))}" == str(sf.Tensor(np.array([1.0, 2.0], np.float32)))
+    with pytest.raises(TypeError, match="format"):
+        f"{sf.Tensor(np.ones(2, np.float32)):.2f}"

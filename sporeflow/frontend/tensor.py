@@ -136,11 +136,27 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.asnumpy())   # asnumpy, not _data: bf16 bits of -0.0 are nonzero
 
+    def _scalar(self):
+        """The one element as a numpy scalar (any rank, as MindSpore and PyTorch allow)."""
+        a = self.asnumpy()
+        if a.size != 1:
+            raise TypeError(f"only one-element tensors can be converted to Python scalars, got shape {a.shape}")
+        return a.reshape(())[()]
+
     def __int__(self) -> int:
-        return int(self.asnumpy())
+        return int(self._scalar())
 
     def __float__(self) -> float:
-        return float(self.asnumpy())
+        return float(self._scalar())
+
+    def __format__(self, spec: str) -> str:
+        """`f"{loss:.4f}"` formats a 0-d tensor's value; an empty spec is str(tensor)."""
+        if not spec:
+            return str(self)
+        if self.shape:
+            raise TypeError(f"unsupported format string {spec!r} for a Tensor of shape {self.shape}; "
+                            "only 0-d tensors take a format spec")
+        return format(self.item(), spec)
 
     def __index__(self) -> int:
         if not self.dtype.is_int:
