@@ -75,6 +75,12 @@ class FnBuilder:
         self.emit(f"{r} = {text}")
         return r
 
+    def intrinsic(self, name: str, ty: str, *args: str) -> str:
+        """Call the float/double overload of LLVM's intrinsic `name` (declared in the module)."""
+        suf = {"float": "f32", "double": "f64"}[ty]
+        self.module.declare(f"declare {ty} @llvm.{name}.{suf}({', '.join([ty] * len(args))})")
+        return self.op(f"call {ty} @llvm.{name}.{suf}({', '.join(f'{ty} {a}' for a in args)})")
+
     def start_block(self, lab: str) -> None:
         self.lines.append(f"{lab}:")
         self.block = lab

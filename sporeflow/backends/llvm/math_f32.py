@@ -28,13 +28,11 @@ def _c(x: float) -> str:
 
 
 def _fma(b: FnBuilder, a: str, x: str, c: str) -> str:
-    b.module.declare("declare float @llvm.fma.f32(float, float, float)")
-    return b.op(f"call float @llvm.fma.f32(float {a}, float {x}, float {c})")
+    return b.intrinsic("fma", F, a, x, c)
 
 
 def _intrin(b: FnBuilder, name: str, *args: str) -> str:
-    b.module.declare(f"declare float @llvm.{name}.f32({', '.join([F] * len(args))})")
-    return b.op(f"call float @llvm.{name}.f32({', '.join(f'float {a}' for a in args)})")
+    return b.intrinsic(name, F, *args)
 
 
 def _pow2(b: FnBuilder, n: str) -> str:

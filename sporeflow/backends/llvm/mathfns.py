@@ -37,11 +37,8 @@ def _c(x: float) -> str:
     return fconst(x, D)
 
 
-def _intrin(b: FnBuilder, name: str, *args: str, ty: str = D) -> str:
-    sig = ", ".join([ty] * len(args))
-    b.module.declare(f"declare {ty} @llvm.{name}.f64({sig})" if ty == D else f"declare {ty} @llvm.{name}.f32({sig})")
-    suffix = "f64" if ty == D else "f32"
-    return b.op(f"call {ty} @llvm.{name}.{suffix}({', '.join(f'{ty} {a}' for a in args)})")
+def _intrin(b: FnBuilder, name: str, *args: str) -> str:
+    return b.intrinsic(name, D, *args)
 
 
 def fma(b: FnBuilder, a: str, x: str, c: str) -> str:

@@ -53,12 +53,6 @@ def from_compute(b: FnBuilder, v: str, dt: DType) -> str:
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def _intrin(b: FnBuilder, name: str, ty: str, *args: str) -> str:
-    suf = {"float": "f32", "double": "f64"}[ty]
-    b.module.declare(f"declare {ty} @llvm.{name}.{suf}({', '.join([ty] * len(args))})")
-    return b.op(f"call {ty} @llvm.{name}.{suf}({', '.join(f'{ty} {a}' for a in args)})")
-
-
 def _via_double(fn) -> Rule:
     """Run a double-precision math routine; float results are rounded once at the end."""
     def rule(b, args, ins, out, attrs):
@@ -114,7 +108,7 @@ def _neg(b, args, ins, out, attrs):
 def _abs(b, args, ins, out, attrs):
     ty = compute_ty(out)
     if out.is_float:
-        return _intrin(b, "fabs", ty, args[0])
+        return b.intrinsic("fabs", ty, args[0])
     if is_unsigned(out):
         return args[0]
     c = b.op(f"icmp slt {ty} {args[0]}, 0")
@@ -140,18 +134,18 @@ def _sign(b, args, ins, out, attrs):
 
 def _simple_intrin(name: str) -> Rule:
     def rule(b, args, ins, out, attrs):
-        return _intrin(b, name, compute_ty(out), args[0])
+        return b.intrinsic(name, compute_ty(out), args[0])
     return rule
 
 
 def _rsqrt(b, args, ins, out, attrs):
     ty = compute_ty(out)
-    return b.op(f"fdiv {ty} 1.0, {_intrin(b, 'sqrt', ty, args[0])}")
+    return b.op(f"fdiv {ty} 1.0, {b.intrinsic('sqrt', ty, args[0])}")
 
 
 def _is_finite(b, args, ins, out, attrs):
     ty = compute_ty(ins[0])
-    return b.op(f"fcmp one {ty} {_intrin(b, 'fabs', ty, args[0])}, 0x7FF0000000000000")
+    return b.op(f"fcmp one {ty} {b.intrinsic('fabs', ty, args[0])}, 0x7FF0000000000000")
 
 
 def _logical(op: str) -> Rule:
