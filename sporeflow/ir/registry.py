@@ -45,6 +45,11 @@ class _NotDifferentiable:
 NOT_DIFFERENTIABLE = _NotDifferentiable()
 
 
+def as_list(x) -> list:
+    """A rule's or impl's result(s) as a list: one value, or a list/tuple of them."""
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
 @dataclass
 class OpDef:
     name: str
@@ -76,7 +81,7 @@ class OpDef:
         except OpTypeError as e:
             msg = str(e)
             raise OpTypeError(msg if msg.startswith(self.name + ":") else f"{self.name}: {msg}") from None
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+        return as_list(out)
 
     def run(self, arrays: Sequence[np.ndarray], attrs: Attrs, in_types: Sequence[TensorType],
             out_types: Sequence[TensorType]) -> list[np.ndarray]:
@@ -84,7 +89,7 @@ class OpDef:
         if self.compute_in_f32:
             arrays = [to_compute(a, t.dtype) for a, t in zip(arrays, in_types)]
         res = self.impl(*arrays, **attrs)
-        res = list(res) if isinstance(res, (list, tuple)) else [res]
+        res = as_list(res)
         out = []
         for r, t in zip(res, out_types):
             # ops that only move data (compute_in_f32=False) return storage arrays already

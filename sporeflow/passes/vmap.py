@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from ..errors import NoRuleError, SporeflowError
 from ..ir.graph import Graph
-from ..ir.registry import get_op
+from ..ir.registry import as_list, get_op
 from ..ir.types import TensorType
 from .autodiff import emit_copy, emitting_for
 
@@ -53,8 +53,7 @@ def apply_rule(node, args: list, dims: list) -> tuple[list, list]:
     if rule is None:
         raise NoRuleError(f"vmap: primitive {node.op!r} has no batching rule (at {node.loc or '?'})")
     outs, odims = rule(args, dims, **dict(node.attrs))
-    outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-    odims = list(odims) if isinstance(odims, (list, tuple)) else [odims]
+    outs, odims = as_list(outs), as_list(odims)
     if len(outs) != len(node.outputs) or len(odims) != len(outs):
         raise SporeflowError(f"vmap: the batch rule of {node.op!r} returned {len(outs)} values for "
                              f"{len(node.outputs)} outputs")

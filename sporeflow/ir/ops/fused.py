@@ -13,7 +13,7 @@ graph give exactly what they give on the unfused one.
 from __future__ import annotations
 
 from ..graph import Graph
-from ..registry import NOT_DIFFERENTIABLE, Kind, def_op, get_op
+from ..registry import NOT_DIFFERENTIABLE, Kind, as_list, def_op, get_op
 from .common import fail, lax
 
 FUSED_KINDS = ("elemwise", "injective", "reduce", "row_reduce", "out_ewise")
@@ -77,10 +77,6 @@ def _vjp(inputs, outputs, douts, *, body, name, kind):
     return [ct.get(id(v)) for v in body.inputs]
 
 
-def _as_list(x) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
 def _replay_paired(body: Graph, args, extras, rule):
     """Replay the body carrying one more thing per value (a tangent, a batch dim; None when it
     has none): `rule(node, args, extras)` gives (outputs, their extras), or None to bind the
@@ -94,7 +90,7 @@ def _replay_paired(body: Graph, args, extras, rule):
         if res is None:
             outs, oexts = _bind_node(node, nargs), [None] * len(node.outputs)
         else:
-            outs, oexts = _as_list(res[0]), _as_list(res[1])
+            outs, oexts = as_list(res[0]), as_list(res[1])
         for v, o, e in zip(node.outputs, outs, oexts):
             env[id(v)], ext[id(v)] = o, e
     return [env[id(v)] for v in body.outputs], [ext.get(id(v)) for v in body.outputs]
