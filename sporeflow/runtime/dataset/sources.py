@@ -70,14 +70,17 @@ class SourceDataset(Dataset):
         over arrays override this, so batch() right after them is one fancy-index per column."""
         return None
 
-    def _indices(self, epoch: int, seed: int) -> np.ndarray:
-        n = self._num_rows()
-        idx = rng_for(seed, self._depth, epoch, 1).permutation(n) if self._shuffle else np.arange(n)
+    def _sample(self, idx: np.ndarray) -> np.ndarray:
+        """This shard's part of the row order `idx`, cut to num_samples."""
         if self._num_shards is not None:
             idx = idx[self._shard_id::self._num_shards]
         if self._num_samples is not None:
             idx = idx[:self._num_samples]
         return idx
+
+    def _indices(self, epoch: int, seed: int) -> np.ndarray:
+        n = self._num_rows()
+        return self._sample(rng_for(seed, self._depth, epoch, 1).permutation(n) if self._shuffle else np.arange(n))
 
     def _size(self):
         n = self._num_rows()
@@ -116,11 +119,7 @@ class SourceDataset(Dataset):
         else:
             raise TypeError(f"split: sizes must be all ints or all floats, got {sizes!r}")
         from . import config
-        base = np.arange(self._num_rows())
-        if self._num_shards is not None:
-            base = base[self._shard_id::self._num_shards]
-        if self._num_samples is not None:
-            base = base[:self._num_samples]
+        base = self._sample(np.arange(self._num_rows()))
         if randomize:
             base = rng_for(config.get_seed(), self._depth, 0x5B1, 0).permutation(base)
         bounds = np.cumsum([0] + counts)
