@@ -226,7 +226,7 @@ def _ckpt_chunks(tensors: list, strings: dict) -> Iterable[bytes]:
 
     head = _PREFIX.pack(MAGIC, VERSION, len(header)) + header
     yield emit(head + b"\0" * (_round_up(len(head)) - len(head)))
-    for (_, arr, _), e in zip(tensors, entries):
+    for _, arr, _ in tensors:
         data = _le_bytes(arr)
         yield emit(data + b"\0" * (_round_up(len(data)) - len(data)))
     yield h.digest()

@@ -222,8 +222,7 @@ class Loss(Metric):
 
 
 class _ErrorSum(Metric):
-    """sum(f(y - y_pred)) / number of samples (first dimension of y)."""
-    _fn = staticmethod(np.abs)
+    """sum(f(y - y_pred)) / number of samples (first dimension of y); subclasses set `_fn`."""
 
     def __init__(self):
         super().__init__()
