@@ -106,20 +106,26 @@ def _clipped_index(b: FnBuilder, idx_ptr: str, idx_dt, at: str, n: int) -> str:
 
 
 def _gather_space(node, x, idx):
+    """(axis, the index space: x's dims with the index dims in place of the axis)."""
     ax = node.attrs["axis"]
-    pre, post = list(x.shape[:ax]), list(x.shape[ax + 1:])
-    return ax, pre, post, pre + list(idx.shape) + post
+    return ax, list(x.shape[:ax]) + list(idx.shape) + list(x.shape[ax + 1:])
+
+
+def _gathered_offset(b: FnBuilder, idx_ptr: str, x, idx, ax: int, ii: list[str]) -> str:
+    """Flat offset into x of the element that index space point `ii` (pre, index, post dims)
+    reads or writes: the index, clipped to x.shape[ax], replaces the index dims."""
+    xst = contiguous_strides(x.shape)
+    pi, mi, qi = ii[:ax], ii[ax:ax + idx.type.ndim], ii[ax + idx.type.ndim:]
+    j = _clipped_index(b, idx_ptr, idx.dtype, b.linear(mi, contiguous_strides(idx.shape)), x.shape[ax])
+    return b.add(b.add(b.linear(pi, xst[:ax]), b.mul(j, xst[ax])), b.linear(qi, xst[ax + 1:]))
 
 
 def lower_take(fx, node, ins, outs) -> None:
     b, (x, idx), out = fx.b, node.inputs, node.outputs[0]
-    ax, pre, post, space = _gather_space(node, x, idx)
-    xst, ist = contiguous_strides(x.shape), contiguous_strides(idx.shape)
+    ax, space = _gather_space(node, x, idx)
     ty = bits_ty(x.dtype)
     with b.loops(space, "g") as ii:
-        pi, mi, qi = ii[:len(pre)], ii[len(pre):len(pre) + idx.type.ndim], ii[len(pre) + idx.type.ndim:]
-        j = _clipped_index(b, ins[1], idx.dtype, b.linear(mi, ist), x.shape[ax])
-        src = b.add(b.add(b.linear(pi, xst[:ax]), b.mul(j, xst[ax])), b.linear(qi, xst[ax + 1:]))
+        src = _gathered_offset(b, ins[1], x, idx, ax, ii)
         b.store(ty, b.load(ty, ins[0], src), outs[0], b.linear(ii, contiguous_strides(out.shape)))
 
 
@@ -127,8 +133,7 @@ def lower_scatter_add(fx, node, ins, outs) -> None:
     """out = x; out[..., clip(idx), ...] += upd, in index order (np.add.at). Half types add in
     float32 and round once at the end, as the reference (which runs on float32 copies) does."""
     b, (x, idx, upd) = fx.b, node.inputs
-    ax, pre, post, space = _gather_space(node, x, idx)
-    xst, ist = contiguous_strides(x.shape), contiguous_strides(idx.shape)
+    ax, space = _gather_space(node, x, idx)
     cty = compute_ty(x.dtype)
     half = x.dtype.is_half
     acc = fx.scratch(x.type.size * 4) if half else outs[0]
@@ -139,9 +144,7 @@ def lower_scatter_add(fx, node, ins, outs) -> None:
     else:
         b.memcpy(outs[0], ins[0], _nb(x))
     with b.loops(space, "g") as ii:
-        pi, mi, qi = ii[:len(pre)], ii[len(pre):len(pre) + idx.type.ndim], ii[len(pre) + idx.type.ndim:]
-        j = _clipped_index(b, ins[1], idx.dtype, b.linear(mi, ist), x.shape[ax])
-        dst = b.add(b.add(b.linear(pi, xst[:ax]), b.mul(j, xst[ax])), b.linear(qi, xst[ax + 1:]))
+        dst = _gathered_offset(b, ins[1], x, idx, ax, ii)
         u = load_c(b, ins[2], upd.dtype, b.linear(ii, contiguous_strides(upd.shape)))
         if half:
             cur = b.load("float", acc, dst)
