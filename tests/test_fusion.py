@@ -150,6 +150,28 @@ def test_random_programs_fused_equal_unfused(prog):
     assert count(fg) == count(g)
 
 
+def test_row_merges_never_make_two_groups_depend_on_each_other():
+    """Found by the thorough hypothesis profile (test_memory's arena test): the row phase merged
+    {%0 %1 %9 %10 %11 %12 %16} and {%2 %3 %17}, each convex on its own, but %3 -> %8 -> %9 and
+    %11 -> %17 made the two groups mutually dependent (a cycle between fused nodes)."""
+    text = """graph @prog(%x: f32[1,2]) -> (f32[1,2], f32[1,2], f32[1,2], f32[1,2]) {
+  %0: f32[1,2] = tanh(%x)
+  %1: f32[1,2] = exp(%0)
+  %2: f32[1,2] = tanh(%x)
+  %3: f32[1,2] = exp(%2)
+  %8: f32[2] = reduce_sum(%3) {axes=(0,), keepdims=false}
+  %9: f32[1,2] = mul(%3, %8)
+  %10: f32[1,2] = tanh(%1)
+  %11: f32[1,2] = exp(%10)
+  %12: f32[1,2] = tanh(%11)
+  %16: f32[1,2] = add(%9, %1)
+  %17: f32[1,2] = add(%3, %11)
+  return %1, %12, %16, %17
+}"""
+    g = parse(text)
+    _check_same(g, [RNG.standard_normal((1, 2)).astype(np.float32)])
+
+
 def test_fused_op_rejects_mismatched_body():
     b = GraphBuilder("body")
     x = b.add_input(TensorType((3,), float32))

@@ -217,18 +217,20 @@ def _row_signature(p: _Partition, members: list[int]) -> tuple | None:
 
 
 def _convex(p: _Partition, members: set[int]) -> bool:
-    """No path leaves the member set and comes back (nodes are in topological order)."""
-    hi = max(members)
-    stack = [s for m in members for s in p.succ[m] if s not in members and s < hi]
-    seen = set()
+    """No path leaves the member set and comes back, counting every other group as one unit
+    (it runs as one kernel: a path into any of its members continues from all of them). Per-node
+    convexity is not enough: two groups, each convex, can still feed each other (a cycle)."""
+    stack = [s for m in members for s in p.succ[m] if s not in members]
+    seen: set[int] = set()
     while stack:
         u = stack.pop()
         if u in members:
             return False
-        if u in seen or u > hi:
+        r = p.find(u)
+        if r in seen:
             continue
-        seen.add(u)
-        stack.extend(p.succ[u])
+        seen.add(r)
+        stack.extend(s for m in p.groups[r].members for s in p.succ[m])
     return True
 
 
