@@ -263,3 +263,10 @@ def test_python_scalar_conversions_and_format_specs():
     assert f"{sf.Tensor(np.array([1.0, 2.0], np.float32))}" == str(sf.Tensor(np.array([1.0, 2.0], np.float32)))
     with pytest.raises(TypeError, match="format"):
         f"{sf.Tensor(np.ones(2, np.float32)):.2f}"
+
+
+def test_permute_method():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    for f in (lambda t: t.permute(2, 0, 1), lambda t: t.permute((2, 0, 1))):
+        for got in both(f, a):
+            np.testing.assert_array_equal(got.asnumpy(), a.transpose(2, 0, 1))

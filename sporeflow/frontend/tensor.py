@@ -275,6 +275,7 @@ class Tensor:
         if not axes:
             return self.T
         return F.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes)
+    def permute(self, *axis): return self.transpose(*axis)   # MindSpore's Tensor.permute(*axis)
     def swapaxes(self, a, b): return F.swapaxes(self, a, b)
     def squeeze(self, axis=None): return F.squeeze(self, axis)
     def expand_dims(self, axis): return F.expand_dims(self, axis)
