@@ -113,12 +113,13 @@ class Traced:
     out_static: dict          # position -> non-tensor output value
     n_outputs: int
     trace_seconds: float = 0.0
+    backend: str | None = None     # the jit's backend: lower() with no argument uses it
 
     def lower(self, backend: str | None = None) -> "Compiled":
         from ..backends import get_backend
         from ..context import default_backend
         from ..passes import prepare_for_backend
-        name = backend or default_backend()
+        name = backend or self.backend or default_backend()
         t0 = time.perf_counter()
         save_graph(self.graph, "traced")
         g = prepare_for_backend(self.graph, name)
@@ -242,7 +243,7 @@ class JitFunction:
             if not isinstance(c, Parameter):
                 raise SporeflowError("sf.jit: the function captured a value traced by an enclosing transform")
         return Traced(graph, captured, updated, td, tuple(_is_dynamic(x) for x in leaves), out_td, out_static,
-                      len(tensors), time.perf_counter() - t0)
+                      len(tensors), time.perf_counter() - t0, self.backend)
 
     @api_boundary
     def __call__(self, *args, **kwargs):

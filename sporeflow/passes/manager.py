@@ -44,7 +44,8 @@ PASSES: dict[str, PassInfo] = {}
 PIPELINES: dict[str, list[str]] = {
     "interp": [],
     "llvm": ["simplify", "fuse"],
-    "cuda": ["simplify"],
+    "cuda": ["simplify", "fuse"],
+    "cuda-emulated": ["simplify", "fuse"],     # the same graph a GPU gets, run by the CPU emulator
 }
 
 last_timings: list[tuple[str, float]] = []   # (pass name, seconds) of the latest pipeline run
