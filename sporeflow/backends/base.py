@@ -35,9 +35,7 @@ def register_backend(name: str, factory: Callable[[], Backend]) -> None:
 def get_backend(name: str) -> Backend:
     if name not in _INSTANCES:
         if name not in _FACTORIES:
-            hint = (" The CUDA backend is not built yet (no issue has asked for it); use 'llvm' or 'interp'."
-                    if name == "cuda" else "")
-            raise BackendError(f"unknown backend {name!r}; available: {sorted(_FACTORIES)}.{hint}")
+            raise BackendError(f"unknown backend {name!r}; available: {sorted(_FACTORIES)}")
         _INSTANCES[name] = _FACTORIES[name]()
     return _INSTANCES[name]
 

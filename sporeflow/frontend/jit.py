@@ -147,6 +147,10 @@ class Compiled:
         t = self.traced
         arrays = [x._data if isinstance(x, Tensor) else Tensor(x)._data for x in dyn_leaves]
         arrays += [p._data for p in t.captured]
+        dev = getattr(self.executable, "device", None)
+        if dev is not None:     # host tensors given to a device executable move there (once for
+            # Parameters: their updates come back on the device)
+            arrays = [a if dev.is_array(a) else dev.upload(a) for a in arrays]
         outs = self.executable(*arrays)
         results = [Tensor._wrap(a, v.type.dtype) for a, v in zip(outs[:t.n_outputs], t.graph.outputs)]
         for p, a in zip(t.updated, outs[t.n_outputs:]):

@@ -8,6 +8,7 @@ import numpy as np
 from ..ir import dtypes as D
 from ..ir.dtypes import DType, as_dtype
 from ..ir.types import TensorType
+from .placement import place, to_host
 from .tracer import concrete_error
 
 
@@ -83,7 +84,8 @@ class Tensor:
                 input_data = initializer(init, shape, dtype or D.float32)._data
         if input_data is None:
             raise TypeError("Tensor needs input_data (or shape=...)")
-        self._data, self._dtype = _to_storage(input_data, dtype)
+        data, self._dtype = _to_storage(input_data, dtype)
+        self._data = place(data)       # on the device under device_target="GPU"
         self._type = TensorType(self._data.shape, self._dtype)
 
     @classmethod
@@ -117,8 +119,8 @@ class Tensor:
     def asnumpy(self) -> np.ndarray:
         """A numpy copy; bfloat16 comes back as float32 (numpy has no bfloat16)."""
         if self.dtype is D.bfloat16:
-            return D.bf16_bits_to_f32(self._data)
-        return np.array(self._data, copy=True)
+            return D.bf16_bits_to_f32(to_host(self._data))
+        return np.array(to_host(self._data), copy=True)
 
     def numpy(self) -> np.ndarray:
         return self.asnumpy()
@@ -347,7 +349,7 @@ class Parameter(Tensor):
             data, dt = default_input._data, default_input.dtype
         else:
             data, dt = _to_storage(default_input, None)
-        self._data = np.array(data, copy=True)
+        self._data = place(np.array(to_host(data), copy=True))
         self._dtype = dt
         self._type = TensorType(self._data.shape, dt)
         self.name = name if name is not None else "Parameter"
@@ -359,7 +361,7 @@ class Parameter(Tensor):
         new, dt = _to_storage(data, self.dtype)
         if new.shape != self.shape and not slice_shape:
             raise ValueError(f"Parameter {self.name}: set_data with shape {new.shape}, expected {self.shape}")
-        self._data = np.array(new, copy=True)
+        self._data = place(np.array(to_host(new), copy=True))
         self._type = TensorType(self._data.shape, dt)
         return self
 

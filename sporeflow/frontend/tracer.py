@@ -18,6 +18,7 @@ from ..ir.registry import get_op
 from ..ir.types import Attrs, ConstValue, TensorType
 if TYPE_CHECKING:
     from .tensor import Tensor, Tracer
+from . import placement
 from .source import user_line_description, user_loc
 
 _STACK: list["Trace"] = []
@@ -75,7 +76,7 @@ class Trace:
         if isinstance(x, Tensor):
             hit = self.consts.get(id(x))
             if hit is None:
-                v = self.builder.emit("constant", [], {"value": ConstValue(x._data, x.dtype)},
+                v = self.builder.emit("constant", [], {"value": ConstValue(placement.to_host(x._data), x.dtype)},
                                       loc=user_loc(), scope=self.scope)[0]
                 hit = self.consts[id(x)] = (x, v)
             return hit[1]
@@ -142,7 +143,11 @@ def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
             out_types = _infer_cached(opdef, in_types, attrs)
         except OpTypeError as e:
             raise _type_error(op, e, in_types) from None
-        outs = opdef.run([x._data for x in inputs], attrs, in_types, out_types)
+        arrays = [x._data for x in inputs]
+        if placement.current_device() is not None or placement.on_device(arrays):
+            outs = placement.run_eager(opdef, arrays, attrs, in_types, out_types)   # device kernels
+        else:
+            outs = opdef.run(arrays, attrs, in_types, out_types)
         return [Tensor._wrap(o, t.dtype) for o, t in zip(outs, out_types)]
     vals = [trace.lift(x) for x in inputs]
     loc = trace.loc_override if trace.loc_override is not None else user_loc()
@@ -172,7 +177,11 @@ def inline(graph: Graph, args: Sequence[Any]) -> list:
 def _inline_eager(graph: Graph, args: Sequence[Any]) -> list:
     from ..ir.interpret import run_graph
     from .tensor import Tensor
-    outs = run_graph(graph, [a._data for a in args])
+    arrays = [a._data for a in args]
+    if placement.current_device() is not None or placement.on_device(arrays):
+        outs = placement.run_graph_on_device(graph, arrays)
+    else:
+        outs = run_graph(graph, arrays)
     return [Tensor._wrap(o, v.type.dtype) for o, v in zip(outs, graph.outputs)]
 
 

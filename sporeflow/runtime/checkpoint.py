@@ -79,14 +79,15 @@ def _c_order(a: np.ndarray) -> np.ndarray:
 
 def _storage_of(value: Any, name: str) -> tuple[np.ndarray, DType]:
     """A Tensor/Parameter/ndarray/number -> (C-order storage array, dtype)."""
+    from ..frontend.placement import to_host
     from ..frontend.tensor import Tensor, Tracer
     if isinstance(value, Tracer):
         raise TypeError(f"checkpoint entry '{name}' is a traced value; save concrete tensors")
     if isinstance(value, Tensor):
-        return _c_order(value._data), value.dtype
+        return _c_order(to_host(value._data)), value.dtype
     if isinstance(value, (np.ndarray, np.generic, int, float, bool, list, tuple)):
         t = Tensor(value)
-        return _c_order(t._data), t.dtype
+        return _c_order(to_host(t._data)), t.dtype
     raise TypeError(f"checkpoint entry '{name}' has type {type(value).__name__}; expected a Tensor, "
                     "Parameter, numpy array, number or (in append_dict) str")
 

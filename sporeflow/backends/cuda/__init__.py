@@ -48,6 +48,10 @@ class CudaBackend:
         self._device = None
 
     @property
+    def device_ready(self) -> bool:
+        return self._device is not None
+
+    @property
     def device(self) -> CupyDevice:
         if self._device is None:
             self._device = CupyDevice(int(os.environ.get("SPOREFLOW_CUDA_DEVICE", "0")))
@@ -63,6 +67,8 @@ class EmulatedCudaBackend:
     (SPOREFLOW_CUDA_NVRTC_CHECK=0 skips that)."""
     name = "cuda-emulated"
     supports_donation = True
+
+    device_ready = True
 
     def __init__(self):
         self.device = EmulatedDevice()

@@ -17,6 +17,15 @@ from ...errors import BackendError
 from . import compiler
 
 
+class EmulatedDeviceArray(np.ndarray):
+    """The emulator's device memory: host memory, marked as the device's so that placement is
+    checked exactly as on a GPU (an executable refuses a plain numpy array)."""
+
+
+def _dev(a: np.ndarray) -> EmulatedDeviceArray:
+    return a.view(EmulatedDeviceArray)
+
+
 class EmulatedDevice:
     """The CPU emulator (emulator/cucpu.h): blocks on `workers` OS threads, CUDA threads as
     fibres. `order` 0 runs each block's threads 0..n-1, 1 in reverse (race checks)."""
@@ -25,21 +34,20 @@ class EmulatedDevice:
     def __init__(self, workers: int | None = None, order: int | None = None):
         self.workers = workers or int(os.environ.get("SPOREFLOW_CUCPU_WORKERS", min(os.cpu_count() or 1, 2)))
         self.order = int(os.environ.get("SPOREFLOW_CUCPU_REVERSE", "0")) if order is None else order
-        self._lib = None
-        self._fns: dict = {}
+        self.launches = 0          # kernels run (tests check that eager ops launch kernels)
 
     def describe(self) -> str:
         return f"CPU emulator ({self.workers} worker threads, thread order {'reversed' if self.order else 'forward'})"
 
     # buffers
     def empty(self, shape, dtype):
-        return np.empty(shape, dtype)
+        return _dev(np.empty(shape, dtype))
 
-    def upload(self, a: np.ndarray):
-        return np.array(a, copy=True, order="C")
+    def upload(self, a):
+        return _dev(np.array(a, copy=True, order="C"))
 
     def copy(self, a):
-        return np.array(a, copy=True, order="C")
+        return _dev(np.array(a, copy=True, order="C"))
 
     def assign(self, dst, t: int, src) -> None:
         dst[t] = src
@@ -51,10 +59,10 @@ class EmulatedDevice:
         return bool(np.asarray(a).reshape(-1)[0])
 
     def asnumpy(self, a) -> np.ndarray:
-        return np.asarray(a)
+        return np.array(a, copy=True).view(np.ndarray)
 
     def is_array(self, a) -> bool:
-        return isinstance(a, np.ndarray)
+        return isinstance(a, EmulatedDeviceArray)
 
     # code
     def load(self, module) -> "EmulatedModule":
@@ -65,8 +73,7 @@ class EmulatedDevice:
         """Stands in for cuBLAS (cupy.matmul) in the emulator."""
         a = np.swapaxes(a, -1, -2) if ta else a
         b = np.swapaxes(b, -1, -2) if tb else b
-        r = np.matmul(a, b)
-        return r if r.flags.c_contiguous else np.ascontiguousarray(r)
+        return _dev(np.ascontiguousarray(np.matmul(a.view(np.ndarray), b.view(np.ndarray))))
 
 
 class EmulatedModule:
@@ -84,6 +91,7 @@ class EmulatedModule:
         g = (ctypes.c_uint * 3)(grid, 1, 1)
         b = (ctypes.c_uint * 3)(block, 1, 1)
         ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        self.dev.launches += 1
         if fn(g, b, ptrs, self.dev.order, self.dev.workers) != 0:
             raise BackendError(f"cuda-emulated: kernel {name} deadlocked (divergent __syncthreads); see stderr")
 
