@@ -4,7 +4,8 @@
 """
 from .ir import dtypes as _dtypes
 from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, float_, half, int8, int16,  # noqa: F401
-                        int32, int64, int_, uint8, uint32)
+                        int32, int64, int_, uint8, uint16, uint32, uint64,
+                        dtype_to_nptype, dtype_to_pytype)
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
 from .frontend.tensor import Parameter, ParameterTuple, Tensor  # noqa: F401
 from .frontend.jit import JitConfig, data_sink, jit, jit_class, mutable  # noqa: F401

@@ -45,7 +45,8 @@ def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
     return np.array(arr, dtype=dt.storage, order="C"), dt
 
 
-_MS_NAMES = {"bool": "Bool", "bfloat16": "BFloat16", "uint8": "UInt8", "uint32": "UInt32"}
+_MS_NAMES = {"bool": "Bool", "bfloat16": "BFloat16", "uint8": "UInt8", "uint16": "UInt16", "uint32": "UInt32",
+             "uint64": "UInt64"}
 
 
 def ms_dtype_name(dt: DType) -> str:
@@ -292,6 +293,27 @@ class Tensor:
     def dim(self): return self.ndim
     def numel(self): return self.size
     def is_floating_point(self): return self.dtype.is_float
+    def repeat(self, repeats, axis=None): return F.repeat_interleave(self, repeats, axis)  # np.repeat
+    def repeat_interleave(self, repeats, dim=None): return F.repeat_interleave(self, repeats, dim)
+    def tile(self, reps): return F.tile(self, reps)
+    def masked_fill(self, mask, value): return F.masked_fill(self, mask, value)
+    def pow(self, exponent): return F.pow(self, exponent)
+    def matmul(self, tensor2): return F.matmul(self, tensor2)
+    def all(self, axis=None, keep_dims=False): return F.all(self, axis, keep_dims)
+    def any(self, axis=None, keep_dims=False): return F.any(self, axis, keep_dims)
+    def softmax(self, axis=-1, dtype=None):
+        return F.softmax(self if dtype is None else F.cast(self, dtype), axis)
+    def round(self, decimals=0): return F.round(self, decimals=decimals)
+    def floor(self): return F.floor(self)
+    def ceil(self): return F.ceil(self)
+    def roll(self, shifts, dims=None): return F.roll(self, shifts, dims)
+    def nonzero(self, as_tuple=False): return F.nonzero(self, as_tuple)
+    def unique(self): return F.unique(self)[0]   # sorted distinct values (eager only)
+
+    def init_data(self, slice_index=None, shape=None, opt_shape=None):
+        """MindSpore materializes a lazily initialized tensor here; sporeflow tensors always
+        hold their data, so this returns the tensor itself."""
+        return self
 
 
 class Tracer(Tensor):

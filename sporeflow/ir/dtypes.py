@@ -53,15 +53,17 @@ int8 = DType("int8", "i8", np.dtype(np.int8), False, True, 8)
 int16 = DType("int16", "i16", np.dtype(np.int16), False, True, 16)
 int32 = DType("int32", "i32", np.dtype(np.int32), False, True, 32)
 int64 = DType("int64", "i64", np.dtype(np.int64), False, True, 64)
+uint16 = DType("uint16", "u16", np.dtype(np.uint16), False, False, 16)
 uint32 = DType("uint32", "u32", np.dtype(np.uint32), False, False, 32)
+uint64 = DType("uint64", "u64", np.dtype(np.uint64), False, False, 64)
 float16 = DType("float16", "f16", np.dtype(np.float16), True, True, 16)
 bfloat16 = DType("bfloat16", "bf16", np.dtype(np.uint16), True, True, 16)
 float32 = DType("float32", "f32", np.dtype(np.float32), True, True, 32)
 float64 = DType("float64", "f64", np.dtype(np.float64), True, True, 64)
 
-ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, uint32, float16, bfloat16, float32, float64)
+ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, uint16, uint32, uint64, float16, bfloat16, float32, float64)
 FLOAT_DTYPES = (float16, bfloat16, float32, float64)
-INT_DTYPES = (uint8, int8, int16, int32, int64, uint32)
+INT_DTYPES = (uint8, int8, int16, int32, int64, uint16, uint32, uint64)
 BY_SHORT = {d.short: d for d in ALL_DTYPES}
 BY_NAME = {d.name: d for d in ALL_DTYPES}
 _BY_NUMPY = {d.storage: d for d in ALL_DTYPES if d is not bfloat16}
@@ -74,12 +76,10 @@ int_ = int32
 
 
 def from_numpy(dt: np.dtype | type) -> DType:
-    """The DType numpy data of dtype `dt` is read as (uint16 is not bfloat16 here)."""
+    """The DType numpy data of dtype `dt` is read as (uint16 is uint16, never bfloat16, here)."""
     dt = np.dtype(dt)
     if dt in _BY_NUMPY:
         return _BY_NUMPY[dt]
-    if dt == np.uint16:
-        return int32
     if dt.kind == "U" or dt.kind == "O":
         raise TypeError(f"cannot make a tensor of numpy dtype {dt}")
     raise TypeError(f"numpy dtype {dt} has no sporeflow equivalent")
@@ -176,3 +176,15 @@ def result_type(a: DType, b: DType) -> DType:
     if b is bool_:
         return a
     return from_numpy(np.promote_types(a.storage, b.storage))
+
+
+def dtype_to_nptype(type_) -> type:
+    """MindSpore's dtype_to_nptype: the numpy scalar type of a dtype (bfloat16 has none in
+    numpy; its storage, uint16 bits, is returned, as Tensor._data holds it)."""
+    return as_dtype(type_).storage.type
+
+
+def dtype_to_pytype(type_) -> type:
+    """MindSpore's dtype_to_pytype: bool, int or float."""
+    dt = as_dtype(type_)
+    return bool if dt is bool_ else (float if dt.is_float else int)

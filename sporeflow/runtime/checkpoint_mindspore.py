@@ -28,10 +28,11 @@ from ..ir import dtypes as D
 
 _MS_TYPES = {"Float32": D.float32, "Float16": D.float16, "Float64": D.float64, "BFloat16": D.bfloat16,
              "Int8": D.int8, "Int16": D.int16, "Int32": D.int32, "Int64": D.int64, "UInt8": D.uint8,
-             "Uint8": D.uint8, "UInt32": D.uint32, "Uint32": D.uint32, "Bool": D.bool_}
+             "Uint8": D.uint8, "UInt16": D.uint16, "UInt32": D.uint32, "Uint32": D.uint32,
+             "UInt64": D.uint64, "Bool": D.bool_}
 _MS_NAMES = {D.float32: "Float32", D.float16: "Float16", D.float64: "Float64", D.bfloat16: "BFloat16",
              D.int8: "Int8", D.int16: "Int16", D.int32: "Int32", D.int64: "Int64", D.uint8: "UInt8",
-             D.uint32: "UInt32", D.bool_: "Bool"}
+             D.uint16: "UInt16", D.uint32: "UInt32", D.uint64: "UInt64", D.bool_: "Bool"}
 _CRC_TAG = b"crc_num"
 
 

@@ -16,10 +16,10 @@ from ...ir.dtypes import DType
 # storage type of each dtype in LLVM (bf16 is kept as i16 and converted with integer ops so
 # that rounding is bit-identical to ir/dtypes.py, subnormals included; see derisk 1f)
 STORAGE = {"bool": "i8", "uint8": "i8", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
-           "uint32": "i32", "float16": "half", "bfloat16": "i16", "float32": "float", "float64": "double"}
+           "uint16": "i16", "uint32": "i32", "uint64": "i64", "float16": "half", "bfloat16": "i16", "float32": "float", "float64": "double"}
 # type arithmetic runs in (half types compute in float32, as the interpreter does)
 COMPUTE = {"bool": "i1", "uint8": "i8", "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
-           "uint32": "i32", "float16": "float", "bfloat16": "float", "float32": "float", "float64": "double"}
+           "uint16": "i16", "uint32": "i32", "uint64": "i64", "float16": "float", "bfloat16": "float", "float32": "float", "float64": "double"}
 BYTES = {"i8": 1, "i16": 2, "i32": 4, "i64": 8, "half": 2, "float": 4, "double": 8}
 
 
@@ -32,7 +32,7 @@ def compute_ty(dt: DType) -> str:
 
 
 def is_unsigned(dt: DType) -> bool:
-    return dt.name in ("uint8", "uint32", "bool")
+    return dt.name in ("uint8", "uint16", "uint32", "uint64", "bool")
 
 
 def fconst(x: float, ty: str = "float") -> str:

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
+from .irgen import BYTES, FnBuilder, compute_ty, fconst, is_unsigned, storage_ty
 from .kernels_elem import contiguous_strides, load_c, store_c
 from .scalar_ops import SCALAR_RULES
 
@@ -79,7 +79,7 @@ def _matmul_loops(fx, node, ins, outs, batch, m, n, k, ta, tb) -> None:
                 b.store(acc_ty, b.op(f"fadd double {b.load(acc_ty, acc)}, {p}"), acc)
             else:
                 if cty != "i64":
-                    ext = "zext" if dt.name in ("uint8", "uint32") else "sext"
+                    ext = "zext" if is_unsigned(dt) else "sext"
                     av, bv = b.op(f"{ext} {cty} {av} to i64"), b.op(f"{ext} {cty} {bv} to i64")
                 b.store(acc_ty, b.op(f"add i64 {b.load(acc_ty, acc)}, {b.op(f'mul i64 {av}, {bv}')}"), acc)
         r = b.load(acc_ty, acc)

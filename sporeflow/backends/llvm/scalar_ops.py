@@ -157,9 +157,6 @@ def _select(b, args, ins, out, attrs):
     return b.op(f"select i1 {args[0]}, {ty} {args[1]}, {ty} {args[2]}")
 
 
-_INT_BITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64, "uint8": 8, "uint32": 32}
-
-
 def convert(b: FnBuilder, v: str, src: DType, dst: DType) -> str:
     """Compute value of `src` -> compute value of `dst`, as the `cast` primitive defines it:
     float->int truncates toward zero and saturates, NaN -> 0 (llvm.fpto[su]i.sat is exactly
@@ -180,8 +177,8 @@ def convert(b: FnBuilder, v: str, src: DType, dst: DType) -> str:
         return b.op(f"call {dt_} @llvm.{sat}.{dt_}.{suf}({st} {v})")
     if dst.is_float:   # int/bool -> float (numpy: int -> float32 first for half targets)
         return b.op(f"{'uitofp' if is_unsigned(src) else 'sitofp'} {st} {v} to {dt_}")
-    sb = 1 if src.name == "bool" else _INT_BITS[src.name]
-    db = _INT_BITS[dst.name]
+    sb = 1 if src.name == "bool" else src.bits
+    db = dst.bits
     if sb == db:
         return v
     if sb > db:

@@ -10,4 +10,7 @@ from .primitives import *  # noqa: F401,F403  (ops.MatMul(...), ops.HyperMap, op
 from .linalg_ops import cumsum, diag, dot, inner, norm, outer, sort, topk, tril, triu  # noqa: F401
 from .random_ops import (normal, rand, rand_like, randint, randint_like, randn, randn_like,  # noqa: F401
                          uniform)
+from .index_ops import *  # noqa: F401,F403
+from .composite_ops import *  # noqa: F401,F403
+from .composite_ops import shape, rank  # noqa: F401
 from .math_ops import elu, hardsigmoid, hardswish, mish, round  # noqa: F401,A004

@@ -364,16 +364,21 @@ def setitem(x: Tensor, key, value) -> Tensor:
     sel = getitem(pos, key)
     v = lax.convert(tensor(value), x.dtype)
     v = broadcast_to(v, sel.shape) if v.shape != sel.shape else v
-    flat_idx = reshape(sel, (-1,))
-    hit = lax.scatter_add(lax.full((x.size,), 0, D.int32), flat_idx, lax.full(flat_idx.shape, 1, D.int32), axis=0)
+    return reshape(scatter_replace(reshape(x, (-1,)), reshape(sel, (-1,)), reshape(v, (-1,))), x.shape)
+
+
+def scatter_replace(flat_x: Tensor, flat_idx: Tensor, flat_vals: Tensor) -> Tensor:
+    """flat_x with flat_x[flat_idx[i]] = flat_vals[i] (1-D operands), differentiable in both.
+    Values pass through float64 (exact for floats and for integers below 2**53)."""
+    n = flat_x.shape[0]
+    hit = lax.scatter_add(lax.full((n,), 0, D.int32), flat_idx, lax.full(flat_idx.shape, 1, D.int32), axis=0)
     # a position written several times (x[[0, 0]] = v) gets the mean of its writes: exact when
     # they agree, as with a scalar value; numpy's "last write wins" has no order to follow here
     acc = D.float64
-    vals = lax.scatter_add(lax.full((x.size,), 0, acc), flat_idx, reshape(lax.convert(v, acc), (-1,)), axis=0)
+    vals = lax.scatter_add(lax.full((n,), 0, acc), flat_idx, lax.convert(flat_vals, acc), axis=0)
     vals = lax.div(vals, lax.convert(lax.maximum(hit, lax.full((), 1, D.int32)), acc))
-    vals = lax.ne(vals, lax.zeros_like(vals)) if x.dtype is D.bool_ else lax.convert(vals, x.dtype)
-    new = lax.select(lax.gt(hit, lax.zeros_like(hit)), vals, reshape(x, (-1,)))
-    return reshape(new, x.shape)
+    vals = lax.ne(vals, lax.zeros_like(vals)) if flat_x.dtype is D.bool_ else lax.convert(vals, flat_x.dtype)
+    return lax.select(lax.gt(hit, lax.zeros_like(hit)), vals, flat_x)
 
 
 def _bool_mask_getitem(x: Tensor, key: tuple) -> Tensor:

@@ -15,6 +15,9 @@ from ...ir import dtypes as D
 from .. import lax
 from ..tensor import Tensor
 from . import array_ops as A
+from . import composite_ops as C
+from . import index_ops as I
+from . import linalg_ops as L
 from . import math_ops as M
 from . import nn_ops as N
 from . import state_ops as S
@@ -86,6 +89,45 @@ def _one_hot(indices, depth, on_value, off_value, axis=-1):
     return A.where(A.cast(hot, D.bool_), on, off)
 
 
+def _arg_with_value(reduce, arg):
+    def fn(x, axis=0, keep_dims=False):
+        x = tensor(x)
+        return A.cast(arg(x, axis, keep_dims), D.int32), reduce(x, axis, keep_dims)
+    return fn
+
+
+def _conv2d(x, weight, out_channel=None, kernel_size=None, mode=1, pad_mode="valid", pad=0, stride=1,
+            dilation=1, group=1, data_format="NCHW"):
+    """ops.Conv2D: weight [out_channel, in/group, kh, kw]; `pad` is an int or (top, bottom, left, right)."""
+    w = tensor(weight)
+    if out_channel is not None and w.shape[0] != out_channel:
+        raise ValueError(f"Conv2D: out_channel={out_channel} but the weight has {w.shape[0]} output channels")
+    if data_format != "NCHW":
+        raise NotImplementedError("Conv2D: only data_format='NCHW' is supported")
+    return N.conv2d(x, w, None, stride, pad_mode.lower(), pad, dilation, group)
+
+
+def _split(x, axis=0, output_num=1):
+    x = tensor(x)
+    n = x.shape[axis]
+    if n % output_num:
+        raise ValueError(f"Split: dim {axis} of size {n} does not split into {output_num} equal parts")
+    return A.split(x, n // output_num, axis)
+
+
+def _pad(x, paddings=()):
+    """ops.Pad(paddings): ((before, after), ...) per dim, from the FIRST dim."""
+    x = tensor(x)
+    if len(paddings) != x.ndim:
+        raise ValueError(f"Pad: paddings has {len(paddings)} pairs for a tensor of rank {x.ndim}")
+    flat = [int(v) for pair in reversed(list(paddings)) for v in pair]
+    return A.pad(x, flat)
+
+
+def _topk(x, k, sorted=True):
+    return L.topk(x, int(k), None, True, sorted)
+
+
 # name -> (function, {attribute: default}); the function takes the call arguments, then the
 # attributes as keywords
 TABLE: dict[str, tuple[Callable, dict]] = {
@@ -119,17 +161,30 @@ TABLE: dict[str, tuple[Callable, dict]] = {
     "ReduceAny": (lambda x, axis=(), keep_dims=False: M.any(x, _axes_or_all(axis), keep_dims), {"keep_dims": False}),
     "Argmax": (_argmax, {"axis": -1, "output_type": D.int32}),
     "Argmin": (_argmin, {"axis": -1, "output_type": D.int32}),
+    "ArgMaxWithValue": (_arg_with_value(M.amax, M.argmax), {"axis": 0, "keep_dims": False}),
+    "ArgMinWithValue": (_arg_with_value(M.amin, M.argmin), {"axis": 0, "keep_dims": False}),
+    "TopK": (_topk, {"sorted": True}),
     # linear algebra / nn
     "MatMul": (_matmul, {"transpose_a": False, "transpose_b": False}),
     "BatchMatMul": (_matmul, {"transpose_a": False, "transpose_b": False}),
     "BiasAdd": (lambda x, b, data_format="NCHW": N.bias_add(x, b), {"data_format": "NCHW"}),
     "OneHot": (_one_hot, {"axis": -1}),
+    "Conv2D": (_conv2d, {"out_channel": None, "kernel_size": None, "mode": 1, "pad_mode": "valid", "pad": 0,
+                         "stride": 1, "dilation": 1, "group": 1, "data_format": "NCHW"}),
+    "Einsum": (lambda xs, equation: C.einsum(equation, *xs), {"equation": None}),
     # shape and creation
     "Reshape": (A.reshape, {}), "Transpose": (A.transpose, {}), "ExpandDims": (A.expand_dims, {}),
     "Squeeze": (_squeeze, {"axis": ()}), "Flatten": (lambda x: A.flatten(x), {}),
     "Concat": (lambda xs, axis=0: A.cat(list(xs), axis), {"axis": 0}),
     "Stack": (lambda xs, axis=0: A.stack(list(xs), axis), {"axis": 0}),
     "Tile": (A.tile, {}), "BroadcastTo": (lambda x, shape=(): A.broadcast_to(x, shape), {"shape": ()}),
+    "Split": (_split, {"axis": 0, "output_num": 1}),
+    "StridedSlice": (I.strided_slice, {"begin_mask": 0, "end_mask": 0, "ellipsis_mask": 0, "new_axis_mask": 0,
+                                       "shrink_axis_mask": 0}),
+    "Pad": (_pad, {"paddings": ()}),
+    "GatherNd": (I.gather_nd, {}), "ScatterNd": (I.scatter_nd, {}),
+    "TensorScatterUpdate": (I.tensor_scatter_update, {}), "TensorScatterAdd": (I.tensor_scatter_add, {}),
+    "Unique": (I.unique, {}), "Roll": (lambda x, shift, axis: I.roll(x, shift, axis), {"shift": 0, "axis": 0}),
     "Gather": (lambda x, idx, axis, batch_dims=0: A.gather(x, idx, axis), {"batch_dims": 0}),
     "Cast": (A.cast, {}), "Shape": (_shape, {}), "Size": (lambda x: tensor(x).size, {}),
     "Rank": (lambda x: tensor(x).ndim, {}),
