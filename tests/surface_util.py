@@ -9,6 +9,7 @@ import numpy as np
 import sporeflow as sf
 
 BACKENDS = ("eager", "interp", "llvm")
+CUDA = "cuda-emulated"   # the CUDA backend's generated kernels, run by its CPU emulator
 
 
 def run_on(backend: str, fn: Callable, *arrays):

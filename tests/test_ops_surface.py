@@ -9,7 +9,7 @@ import pytest
 import sporeflow as sf
 from sporeflow import ops
 
-from surface_util import check_backends, check_grad
+from surface_util import BACKENDS, CUDA, check_backends, check_grad
 
 R = np.random.default_rng(7)
 X34 = R.standard_normal((3, 4)).astype(np.float32)
@@ -167,6 +167,12 @@ def test_shape_rank_and_errors():
     assert t.init_data() is t
 
 
+def test_narrow_int_row_reductions_on_cuda():
+    """16-bit reductions: the warp shuffle returns int, cast back to the element type."""
+    a = np.array([[1, -5, 300], [7, 2, -1]], np.int16)
+    check_backends(lambda x: (x.max(1), x.min(0)), (a.max(1), a.min(0)), a, rtol=0, atol=0, backends=(CUDA,))
+
+
 @pytest.mark.parametrize("dt", [sf.uint16, sf.uint64])
 def test_unsigned_dtypes_on_every_backend(dt):
     a = np.array([[1, 60000, 7], [65535, 0, 3]], dt.storage)
@@ -178,6 +184,6 @@ def test_unsigned_dtypes_on_every_backend(dt):
         return x + y, x * y, ops.minimum(x, y), x > y, ops.cast(x, sf.float64), x.max(1), ops.cast(ops.cast(x, sf.float32), dt)
 
     want = (a + b, a * b, np.minimum(a, b), a > b, a.astype(np.float64), a.max(1), a.astype(np.float32).astype(dt.storage))
-    check_backends(fn, want, a, b, rtol=0, atol=0)
+    check_backends(fn, want, a, b, rtol=0, atol=0, backends=BACKENDS + (CUDA,))
     assert sf.Tensor(a).dtype is dt and sf.dtype_to_nptype(dt) is dt.storage.type
     assert sf.dtype_to_pytype(sf.float16) is float and sf.dtype_to_nptype(sf.float32) is np.float32

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 STORAGE = {"float32": "float", "float64": "double", "float16": "unsigned short", "bfloat16": "unsigned short",
            "int8": "signed char", "int16": "short", "int32": "int", "int64": "long long",
-           "uint8": "unsigned char", "uint32": "unsigned int", "bool": "unsigned char"}
+           "uint8": "unsigned char", "uint16": "unsigned short", "uint32": "unsigned int",
+           "uint64": "unsigned long long", "bool": "unsigned char"}
 COMPUTE = dict(STORAGE, float16="float", bfloat16="float", bool="bool")
 
 
@@ -56,6 +57,8 @@ def literal(value, dt) -> str:
         return f"({v}LL)" if v != -2 ** 63 else "(-9223372036854775807LL - 1)"
     if dt.name == "uint32":
         return f"({v}u)"
+    if dt.name == "uint64":
+        return f"({v}ULL)"
     if dt.name == "int32" and v == -2 ** 31:
         return "(-2147483647 - 1)"
     return f"(({compute(dt)}){v})"
@@ -114,6 +117,7 @@ __device__ __forceinline__ unsigned short sf_f2b(float f) {
   __device__ __forceinline__ T sf_neg(T a) { return (T)((U)0 - (U)a); }
 SF_WRAP(signed char, unsigned int) SF_WRAP(short, unsigned int) SF_WRAP(int, unsigned int)
 SF_WRAP(long long, unsigned long long) SF_WRAP(unsigned char, unsigned int) SF_WRAP(unsigned int, unsigned int)
+SF_WRAP(unsigned short, unsigned int) SF_WRAP(unsigned long long, unsigned long long)
 __device__ __forceinline__ float sf_add(float a, float b) { return a + b; }
 __device__ __forceinline__ double sf_add(double a, double b) { return a + b; }
 __device__ __forceinline__ float sf_sub(float a, float b) { return a - b; }
@@ -149,7 +153,13 @@ __device__ __forceinline__ bool sf_isfinite(double x) {
     return (T)t; }
 SF_SAT(sf_sat_i8, signed char, -128, 127) SF_SAT(sf_sat_i16, short, -32768, 32767)
 SF_SAT(sf_sat_i32, int, (-2147483647 - 1), 2147483647) SF_SAT(sf_sat_u8, unsigned char, 0, 255)
-SF_SAT(sf_sat_u32, unsigned int, 0, 4294967295.0)
+SF_SAT(sf_sat_u32, unsigned int, 0, 4294967295.0) SF_SAT(sf_sat_u16, unsigned short, 0, 65535)
+__device__ __forceinline__ unsigned long long sf_sat_u64(double v) {
+  double t = trunc(v);
+  if (t >= 18446744073709551615.0) return 18446744073709551615ULL;
+  if (t <= 0.0 || t != t) return 0ULL;
+  return (unsigned long long)t;
+}
 __device__ __forceinline__ long long sf_sat_i64(double v) {
   double t = trunc(v);
   if (t >= 9223372036854775807.0) return 9223372036854775807LL;
@@ -164,13 +174,13 @@ struct SfMax { template <class T> __device__ __forceinline__ static T f(T a, T b
 struct SfMin { template <class T> __device__ __forceinline__ static T f(T a, T b) { return sf_min(a, b); } };
 template <class Op, class T> __device__ __forceinline__ T sf_block_reduce(T v, T identity) {
   __shared__ T part[33];
-  for (int o = 16; o > 0; o >>= 1) v = Op::f(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = 16; o > 0; o >>= 1) v = Op::f(v, (T)__shfl_xor_sync(0xffffffffu, v, o));
   unsigned lane = threadIdx.x & 31u, w = threadIdx.x >> 5, nw = (blockDim.x + 31u) >> 5;
   if (lane == 0) part[w] = v;
   __syncthreads();
   if (w == 0) {
     T t = lane < nw ? part[lane] : identity;
-    for (int o = 16; o > 0; o >>= 1) t = Op::f(t, __shfl_xor_sync(0xffffffffu, t, o));
+    for (int o = 16; o > 0; o >>= 1) t = Op::f(t, (T)__shfl_xor_sync(0xffffffffu, t, o));
     if (lane == 0) part[32] = t;
   }
   __syncthreads();

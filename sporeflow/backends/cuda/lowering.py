@@ -71,7 +71,7 @@ def _acc_dtype(dt):
     exists for 32/64-bit types)."""
     if dt.is_half:
         return float32
-    return int32 if dt.name in ("int8", "int16", "uint8", "bool") else dt
+    return int32 if dt.name in ("int8", "int16", "uint8", "uint16", "bool") else dt
 
 
 def lower_scatter_add(pb, node) -> None:
@@ -88,7 +88,7 @@ def lower_scatter_add(pb, node) -> None:
         ir, nax = len(idx.type.shape), x.type.shape[ax]
         uc = [f"u{k}" for k in range(len(upd.type.shape))]
         xc = uc[:ax] + ["t"] + uc[ax + ir:]
-        target = {"int64": "(unsigned long long*)", "uint32": ""}.get(adt.name, "")
+        target = {"int64": "(unsigned long long*)", "uint32": "", "uint64": ""}.get(adt.name, "")
         val = f"(unsigned long long)({C.load(dt, 'in2[i]')})" if adt.name == "int64" else \
             f"({C.compute(adt)})({C.load(dt, 'in2[i]')})"
         src = (grid_stride(upd.type.size) + coords("u", "i", upd.type.shape)

@@ -47,7 +47,7 @@ def _rsqrt(args, ins, out, attrs):
 
 
 _SAT = {"int8": "sf_sat_i8", "int16": "sf_sat_i16", "int32": "sf_sat_i32", "int64": "sf_sat_i64",
-        "uint8": "sf_sat_u8", "uint32": "sf_sat_u32"}
+        "uint8": "sf_sat_u8", "uint16": "sf_sat_u16", "uint32": "sf_sat_u32", "uint64": "sf_sat_u64"}
 
 
 def convert(x: str, src, dst) -> str:
