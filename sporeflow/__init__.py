@@ -24,6 +24,8 @@ from . import train  # noqa: F401
 from .train import (Callback, CheckpointConfig, EarlyStopping, History, LambdaCallback,  # noqa: F401,E402
                     LossMonitor, Model, ModelCheckpoint, ReduceLROnPlateau, RunContext, TimeMonitor)
 
+from .frontend import amp  # noqa: F401,E402
+_sys.modules[__name__ + ".amp"] = amp   # `from sporeflow.amp import auto_mixed_precision`
 from . import common  # noqa: F401,E402
 from . import numpy  # noqa: F401,E402  (sporeflow.numpy, MindSpore's mindspore.numpy)
 

@@ -153,8 +153,8 @@ def test_argument_validation():
     loss = nn.MSELoss()
     with pytest.raises(ValueError, match="unsupported keyword"):
         Model(net, loss, bad=1)
-    with pytest.raises(NotImplementedError, match="amp_level='O2' is not supported"):
-        Model(net, loss, nn.SGD(net.trainable_params()), amp_level="O2")
+    with pytest.raises(ValueError, match="need an optimizer"):
+        Model(net, loss, amp_level="O2")
     with pytest.raises(ValueError, match="metrics need loss_fn"):
         Model(net, metrics={"accuracy"})
     model, _, _ = make_model()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterator
 
+from ..ir import dtypes as D
+from .autocast import CellAmp, amp_call, amp_mark, needs_amp_call, set_amp_mark
 from .source import api_boundary
 from .tensor import Parameter
 from .tracer import current_trace
@@ -21,6 +23,7 @@ class Cell:
         object.__setattr__(self, "training", False)
         object.__setattr__(self, "_graph_fn", None)
         object.__setattr__(self, "_bprop_cache", {})
+        object.__setattr__(self, "_amp", None)
 
     # -- attribute registration -------------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
@@ -102,7 +105,9 @@ class Cell:
         return self
 
     def training_signature(self) -> tuple:
-        return tuple(c.training for _, c in self.cells_and_names())
+        """What a compiled step depends on besides inputs and Parameters: train/eval mode and the
+        compute dtypes (a later to_float recompiles)."""
+        return tuple(c.training if amp_mark(c) is None else (c.training, amp_mark(c)) for _, c in self.cells_and_names())
 
     def set_jit_config(self, jit_config) -> None:
         """Accepted for MindSpore compatibility (see sf.JitConfig); no effect."""
@@ -112,7 +117,17 @@ class Cell:
         return self
 
     def to_float(self, dst_type) -> "Cell":
-        object.__setattr__(self, "_compute_dtype", dst_type)
+        """Compute this Cell (and its sub-Cells without a dtype of their own) in `dst_type`:
+        float16/bfloat16 run every float op low and return low-precision outputs, float32 keeps the
+        Cell in float32 inside a low-precision network. Parameters stay float32 (the casts are in the
+        graph: see frontend/autocast.py and passes/amp.py)."""
+        if dst_type not in (D.float16, D.bfloat16, D.float32):
+            raise ValueError(f"{type(self).__name__}.to_float: dst_type must be float16, bfloat16 or float32, "
+                             f"got {dst_type}")
+        if dst_type is D.float32:
+            set_amp_mark(self, CellAmp("fp32"))
+        else:
+            set_amp_mark(self, CellAmp("low", dst_type, low_outputs=True))
         return self
 
     @property
@@ -134,6 +149,8 @@ class Cell:
                 from .jit import JitFunction
                 object.__setattr__(self, "_graph_fn", JitFunction(self, name=type(self).__name__))
             return self._graph_fn(*args, **kwargs)
+        if needs_amp_call(self):
+            return amp_call(self, type(self).__name__, args, kwargs)
         return self._call_construct(args, kwargs)
 
     def _call_construct(self, args, kwargs):
@@ -150,6 +167,8 @@ class Cell:
             pcell, pscope = parent
             name = next((n for n, c in pcell._cells.items() if c is self), type(self).__name__)
             scope = f"{pscope}.{name}"
+        if needs_amp_call(self):
+            return amp_call(self, scope, args, kwargs)
         trace.scopes.append((self, scope))
         try:
             return self._call_construct(args, kwargs)

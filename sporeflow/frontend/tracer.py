@@ -38,6 +38,7 @@ class Trace:
         self.scopes: list[tuple[Any, str]] = list(outer.scopes) if outer else []
         self.scope_prefix = outer.scope_prefix if outer else ""  # e.g. "grad/" while emitting rules
         self.loc_override: str | None = None               # the forward op's loc while emitting rules
+        self.in_amp = outer.in_amp if outer else False     # inside a Cell the amp pass rewrites (autocast)
 
     # -- context management -------------------------------------------------------------
     def __enter__(self) -> "Trace":

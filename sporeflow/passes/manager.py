@@ -93,7 +93,9 @@ class PassManager:
 
     def run(self, graph: Graph) -> Graph:
         opt, ver, dump = self._settings()
-        infos = [get_pass(n) for n in self.pipeline]     # unknown names fail before anything runs
+        # a name, or a PassInfo with its options bound (passes.amp.amp_pass(plan)); unknown names
+        # fail before anything runs
+        infos = [n if isinstance(n, PassInfo) else get_pass(n) for n in self.pipeline]
         self.timings = []
         step = 0
         if dump:
@@ -138,3 +140,4 @@ def run_default_pipeline(graph: Graph, backend: str) -> Graph:
 
 from . import simplify as _simplify  # noqa: E402,F401  (registers the simplification passes)
 from . import fusion as _fusion  # noqa: E402,F401  (registers "fuse", opt level 2)
+from . import amp as _amp  # noqa: E402,F401  (registers "amp": auto level, float16)

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..frontend.amp import build_train_network
 from ..frontend.cell import Cell
 from ..frontend.jit import JitFunction
 from ..frontend.pytree import tree_flatten
@@ -42,12 +43,8 @@ class Model:
                              f"allowed: {list(_ALLOWED_KWARGS)}")
         if amp_level not in ("O0", "O1", "O2", "O3", "auto"):
             raise ValueError(f"Model: amp_level must be 'O0', 'O1', 'O2', 'O3' or 'auto', got {amp_level!r}")
-        if amp_level != "O0":
-            raise NotImplementedError(f"Model: amp_level={amp_level!r} is not supported yet in sporeflow; use 'O0' "
-                                      "(mixed precision is a later issue)")
-        if kwargs.get("loss_scale_manager") is not None:
-            raise NotImplementedError("Model: loss_scale_manager is not supported yet in sporeflow (it comes with "
-                                      "mixed precision)")
+        if optimizer is None and (amp_level != "O0" or kwargs.get("loss_scale_manager") is not None):
+            raise ValueError("Model: amp_level other than 'O0' and loss_scale_manager need an optimizer")
         if not isinstance(network, Cell):
             raise TypeError(f"Model: network must be a Cell, got {type(network).__name__}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -58,6 +55,7 @@ class Model:
         self._loss_fn = loss_fn
         self._optimizer = optimizer
         self._amp_level, self._boost_level = amp_level, boost_level
+        self._amp_kwargs = {k: kwargs[k] for k in ("loss_scale_manager", "keep_batchnorm_fp32") if k in kwargs}
         self._metric_fns = get_metrics(metrics) or {}
         if self._metric_fns and loss_fn is None and eval_network is None:
             raise ValueError("Model: metrics need loss_fn or eval_network to evaluate")
@@ -70,6 +68,9 @@ class Model:
     # -- networks ---------------------------------------------------------------------------------
     def _build_train_network(self) -> Cell:
         from ..frontend.nn.wrap import TrainOneStepCell, WithLossCell
+        if self._optimizer is not None and (self._amp_level != "O0" or self._amp_kwargs):
+            return build_train_network(self._network, self._optimizer, self._loss_fn, level=self._amp_level,
+                                       boost_level=self._boost_level, **self._amp_kwargs)
         if self._optimizer is not None:
             net = WithLossCell(self._network, self._loss_fn) if self._loss_fn is not None else self._network
             return TrainOneStepCell(net, self._optimizer)
@@ -82,8 +83,17 @@ class Model:
         if eval_network is not None:
             return eval_network, (list(eval_indexes) if eval_indexes is not None else None)
         if self._loss_fn is not None:
-            return WithEvalCell(self._network, self._loss_fn), [0, 1, 2]
+            return WithEvalCell(self._network, self._loss_fn,
+                                add_cast_fp32=self._amp_level in ("O2", "O3", "auto")), [0, 1, 2]
         return None, None
+
+    def _host_loss_scale(self, outputs) -> None:
+        """MindSpore's host-side manager.update_loss_scale(overflow) after each step (the compiled
+        step has already skipped the update and adjusted its own scale)."""
+        lsm = self._amp_kwargs.get("loss_scale_manager")
+        if lsm is not None and getattr(lsm, "get_drop_overflow_update", lambda: False)() and \
+                isinstance(outputs, tuple) and len(outputs) == 3:
+            lsm.update_loss_scale(bool(np.all(outputs[1].asnumpy())))
 
     @property
     def train_network(self) -> Cell:
@@ -271,6 +281,7 @@ class Model:
                     cb.train_dataset_element = row
                     manager.on_train_step_begin(run_context)
                     cb.net_outputs = step(*row)
+                    self._host_loss_scale(cb.net_outputs)
                     manager.on_train_step_end(run_context)
                     if run_context.get_stop_requested():
                         break

@@ -13,3 +13,5 @@ from .learning_rate_schedule import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import SGD, Adam, AdamW, AdamWeightDecay, Momentum, Optimizer  # noqa: F401
 from .wrap import TrainOneStepCell, WithEvalCell, WithLossCell  # noqa: F401
+from .wrap_loss_scale import (DynamicLossScaleUpdateCell, FixedLossScaleUpdateCell,  # noqa: F401,E402
+                              TrainOneStepWithLossScaleCell)
