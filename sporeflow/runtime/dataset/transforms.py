@@ -110,4 +110,26 @@ class Duplicate:
         return self(x)
 
 
-__all__ = ["TypeCast", "OneHot", "Compose", "Duplicate"]
+class PadEnd:
+    """Pad the end of each axis up to `pad_shape` with `pad_value` (0, or "" for strings); an
+    axis longer than its pad size raises (MindSpore's rule; use text.Truncate first)."""
+
+    def __init__(self, pad_shape, pad_value=None):
+        if not isinstance(pad_shape, (list, tuple)) or not all(isinstance(n, int) and n >= 0 for n in pad_shape):
+            raise TypeError(f"PadEnd: pad_shape must be a list of non-negative ints, got {pad_shape!r}")
+        self.pad_shape, self.pad_value = list(pad_shape), pad_value
+
+    def __call__(self, x):
+        a = np.asarray(x)
+        if a.ndim != len(self.pad_shape):
+            raise DatasetError(f"PadEnd: pad_shape {self.pad_shape} has {len(self.pad_shape)} axes, the value has "
+                               f"shape {a.shape}")
+        if any(n < m for n, m in zip(self.pad_shape, a.shape)):
+            raise DatasetError(f"PadEnd: the value of shape {a.shape} is longer than pad_shape {self.pad_shape}")
+        value = self.pad_value if self.pad_value is not None else ("" if a.dtype.kind in "US" else 0)
+        if a.dtype.kind in "US":
+            a = a.astype(np.result_type(a.dtype, np.array(value).dtype))
+        return np.pad(a, [(0, n - m) for n, m in zip(self.pad_shape, a.shape)], constant_values=value)
+
+
+__all__ = ["TypeCast", "OneHot", "Compose", "Duplicate", "PadEnd"]

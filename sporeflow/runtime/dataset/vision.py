@@ -15,6 +15,7 @@ import numpy as np
 
 from ...errors import DatasetError
 from .config import current_rng
+from .imaging import decode_image
 
 
 class Inter(Enum):
@@ -319,5 +320,19 @@ class RandomVerticalFlip(_RandomFlip):
     _axis = 0
 
 
-__all__ = ["Inter", "Border", "Rescale", "Normalize", "HWC2CHW", "ToTensor", "Resize", "RandomCrop", "CenterCrop",
+class Decode(_Op):
+    """Encoded image bytes (JPEG, PNG, BMP, ...) -> HWC uint8 RGB array, through Pillow.
+    to_pil=True (a PIL image out) is not supported: the other transforms take arrays."""
+
+    def __init__(self, to_pil: bool = False):
+        if to_pil:
+            raise NotImplementedError("vision.Decode(to_pil=True) is not supported by sporeflow: its transforms work "
+                                      "on numpy HWC arrays; use Decode() (to_pil=False)")
+        self.to_pil = False
+
+    def __call__(self, img):
+        return decode_image(img, "vision.Decode")
+
+
+__all__ = ["Inter", "Border", "Decode", "Rescale", "Normalize", "HWC2CHW", "ToTensor", "Resize", "RandomCrop", "CenterCrop",
            "RandomHorizontalFlip", "RandomVerticalFlip"]
