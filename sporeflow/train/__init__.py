@@ -11,3 +11,4 @@ from ..runtime.callbacks import (Callback, EarlyStopping, History, InternalCallb
 from ..runtime.callback_checkpoint import CheckpointConfig, ModelCheckpoint  # noqa: F401
 from ..runtime.progress import ProgressBar  # noqa: F401
 from ..runtime import callbacks as callback  # noqa: F401
+from ..runtime.summary import SummaryCollector, SummaryRecord  # noqa: F401
