@@ -9,6 +9,7 @@ from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity  # noqa: F
 from .layer.container import CellList, SequentialCell  # noqa: F401
 from .layer.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
 from .layer.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .layer.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .learning_rate_schedule import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import SGD, Adam, AdamW, AdamWeightDecay, Momentum, Optimizer  # noqa: F401
