@@ -59,13 +59,22 @@ def _all_dtype_tensors():
     return out
 
 
-@pytest.mark.parametrize("fmt", ["ckpt", "safetensors"])
+def _same_names(loaded, saved, fmt):
+    """The .ckpt layouts keep the saved order; the safetensors package orders entries itself."""
+    assert (sorted(loaded) == sorted(saved)) if fmt == "safetensors" else (list(loaded) == list(saved))
+
+
+def _ext(fmt):
+    return "safetensors" if fmt == "safetensors" else "ckpt"
+
+
+@pytest.mark.parametrize("fmt", ["ckpt", "safetensors", "sporeflow"])
 def test_round_trip_every_dtype_bit_exact(tmp_path, fmt):
     tensors = _all_dtype_tensors()
     path = str(tmp_path / "all")
     sf.save_checkpoint(tensors, path, format=fmt)
-    loaded = sf.load_checkpoint(path + "." + fmt, format=fmt)
-    assert list(loaded) == list(tensors)
+    loaded = sf.load_checkpoint(path + "." + _ext(fmt), format=fmt)
+    _same_names(loaded, tensors, fmt)
     for name, t in tensors.items():
         p = loaded[name]
         assert isinstance(p, Parameter) and p.name == name
@@ -76,7 +85,7 @@ def test_round_trip_every_dtype_bit_exact(tmp_path, fmt):
 
 def test_file_layout_is_as_documented(tmp_path):
     path = str(tmp_path / "x.ckpt")
-    sf.save_checkpoint({"a": Tensor(np.array([1.0, 2.0], np.float32))}, path)
+    sf.save_checkpoint({"a": Tensor(np.array([1.0, 2.0], np.float32))}, path, format="sporeflow")
     blob = Path(path).read_bytes()
     magic, version, hlen = struct.unpack_from("<8sIQ", blob, 0)
     assert magic == b"\x89SFCKPT\n" and version == 1
@@ -128,9 +137,9 @@ def test_load_checkpoint_with_net_and_prefix_filters(tmp_path):
     assert list(sf.load_checkpoint(str(tmp_path / "only_w.ckpt"))) == ["w"]
 
 
-def _good_file(tmp_path):
+def _good_file(tmp_path, fmt="sporeflow"):
     path = str(tmp_path / "good.ckpt")
-    sf.save_checkpoint(Net(scale=2.0), path)
+    sf.save_checkpoint(Net(scale=2.0), path, format=fmt)
     return path, Path(path).read_bytes()
 
 
@@ -150,12 +159,28 @@ def test_corrupt_file_is_rejected(tmp_path, where):
     np.testing.assert_array_equal(net.b.asnumpy(), np.full(3, 7.0))  # never half-loaded
 
 
-@pytest.mark.parametrize("keep", [0, 5, 19, 100, -33, -1])
-def test_truncated_file_is_rejected(tmp_path, keep):
-    path, blob = _good_file(tmp_path)
+@pytest.mark.parametrize("fmt", ["sporeflow", "ckpt"])
+@pytest.mark.parametrize("keep", [0, 5, 19, 60, 100, -33, -1])
+def test_truncated_file_is_rejected(tmp_path, keep, fmt):
+    """(MindSpore's layout has no length field: a cut exactly between two messages is caught only
+    by the CRC trailer sporeflow always writes, and is invisible in a file written without one.)"""
+    path, blob = _good_file(tmp_path, fmt)
+    keep = min(keep, len(blob) - 1)  # every cut removes at least one byte
     Path(path).write_bytes(blob[:keep] if keep >= 0 else blob[:len(blob) + keep])
-    with pytest.raises(CheckpointError, match="corrupt or truncated|not a sporeflow checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or truncated|not a checkpoint|holds nothing"):
         sf.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("pos", [3, 20, 60, -20, -1])
+def test_corrupt_mindspore_layout_fails_its_crc(tmp_path, pos):
+    path, blob = _good_file(tmp_path, "ckpt")
+    b = bytearray(blob)
+    b[pos] ^= 0x01
+    Path(path).write_bytes(bytes(b))
+    net = Net(scale=7.0)
+    with pytest.raises(CheckpointError, match="CRC-32|corrupt or truncated"):
+        sf.load_checkpoint(path, net=net)
+    np.testing.assert_array_equal(net.b.asnumpy(), np.full(3, 7.0))
 
 
 def test_missing_file_and_foreign_files(tmp_path):
@@ -166,7 +191,7 @@ def test_missing_file_and_foreign_files(tmp_path):
     with pytest.raises(CheckpointError, match="MindSpore checkpoint .* corrupt or truncated"):
         sf.load_checkpoint(str(p))
     p.write_bytes(b"PK\x03\x04" + b"\0" * 64)
-    with pytest.raises(CheckpointError, match="not a sporeflow checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a checkpoint"):
         sf.load_checkpoint(str(p))
 
 
@@ -275,7 +300,7 @@ from hypothesis import given, strategies as st  # noqa: E402
 @given(entries=st.lists(st.tuples(st.sampled_from([d.name for d in D.ALL_DTYPES]),
                                   st.lists(st.integers(0, 4), max_size=3), st.integers(0, 2 ** 32 - 1)),
                         min_size=1, max_size=5),
-       fmt=st.sampled_from(["ckpt", "safetensors", "mindspore_ckpt"]))
+       fmt=st.sampled_from(["ckpt", "safetensors", "sporeflow"]))
 def test_round_trip_random_tensors(tmp_path_factory, entries, fmt):
     tensors = {}
     for i, (name, shape, seed) in enumerate(entries):
@@ -287,9 +312,8 @@ def test_round_trip_random_tensors(tmp_path_factory, entries, fmt):
         tensors[f"p{i}.{name}"] = Tensor._wrap(np.ascontiguousarray(arr), dt)
     path = str(tmp_path_factory.mktemp("ck") / "r")
     sf.save_checkpoint(tensors, path, format=fmt)
-    ext = "ckpt" if fmt == "mindspore_ckpt" else fmt
-    loaded = sf.load_checkpoint(f"{path}.{ext}", format=fmt)
-    assert list(loaded) == list(tensors)
+    loaded = sf.load_checkpoint(f"{path}.{_ext(fmt)}", format=fmt)
+    _same_names(loaded, tensors, fmt)
     for k, t in tensors.items():
         assert loaded[k].dtype is t.dtype and loaded[k].shape == t.shape
         assert loaded[k]._data.tobytes() == t._data.tobytes()
@@ -300,7 +324,7 @@ def test_mindspore_layout_matches_observed_bytes(tmp_path):
     """mindspore-api.md section 4 quotes the first bytes of a real MindSpore checkpoint holding
     '1.weight' of shape (16, 8) float32; sporeflow's writer must produce exactly them."""
     path = str(tmp_path / "ms.ckpt")
-    sf.save_checkpoint({"1.weight": Tensor(np.ones((16, 8), np.float32))}, path, format="mindspore_ckpt")
+    sf.save_checkpoint({"1.weight": Tensor(np.ones((16, 8), np.float32))}, path)
     blob = Path(path).read_bytes()
     assert blob.startswith(b"\n\x9d\x04\n\x081.weight\x12\x90\x04\x08\x10\x08\x08\x12\x07Float32\x1a\x80\x04")
     assert blob[-17:-10] == b"crc_num"
@@ -309,7 +333,7 @@ def test_mindspore_layout_matches_observed_bytes(tmp_path):
 def test_mindspore_layout_round_trip(tmp_path):
     tensors = _all_dtype_tensors()
     path = str(tmp_path / "ms.ckpt")
-    sf.save_checkpoint(tensors, path, format="mindspore_ckpt", append_dict={"note": "héllo", "epoch_num": 3})
+    sf.save_checkpoint(tensors, path, append_dict={"note": "héllo", "epoch_num": 3})
     loaded = sf.load_checkpoint(path)  # recognised by its first byte
     assert loaded["note"] == "héllo" and int(loaded["epoch_num"].asnumpy()) == 3
     for name, t in tensors.items():
@@ -322,22 +346,48 @@ def test_mindspore_layout_round_trip(tmp_path):
         sf.load_checkpoint(path)
 
 
-def test_mindspore_layout_slices_and_truncation(tmp_path):
-    from sporeflow.runtime import checkpoint_mindspore as ms
-    a = np.arange(6, dtype=np.float32)
+def _reference_message(name, dims, ttype, content):
+    """One Checkpoint message encoded by the protobuf library from MindSpore's schema."""
+    from sporeflow.runtime.proto.checkpoint import Checkpoint
+    c = Checkpoint()
+    v = c.value.add(tag=name)
+    v.tensor.dims.extend(dims)
+    v.tensor.tensor_type = ttype
+    v.tensor.tensor_content = content
+    return c.SerializeToString()
 
-    def msg(name, dims, content):
-        tensor = b"".join(ms._key(1, 0) + ms._enc_varint(d) for d in dims) + ms._ld(2, b"Float32") + ms._ld(3, content)
-        return ms._ld(1, ms._ld(1, name.encode()) + ms._ld(2, tensor))
+
+def test_mindspore_layout_slices_and_truncation(tmp_path):
+    msg = _reference_message
+    a = np.arange(6, dtype=np.float32)
     # MindSpore splits big tensors into consecutive messages with one tag; no CRC trailer here
-    blob = msg("w", [2, 3], a[:4].tobytes()) + msg("w", [2, 3], a[4:].tobytes()) + msg("s", [0], a[:1].tobytes())
+    blob = msg("w", [2, 3], "Float32", a[:4].tobytes()) + msg("w", [2, 3], "Float32", a[4:].tobytes()) + \
+        msg("s", [0], "Float32", a[:1].tobytes())
     p = tmp_path / "sliced.ckpt"
     p.write_bytes(blob)
     got = sf.load_checkpoint(str(p))
     np.testing.assert_array_equal(got["w"].asnumpy(), a.reshape(2, 3))
     assert got["s"].shape == ()  # dims [0] is a scalar
-    p.write_bytes(msg("e", [0], b""))
+    p.write_bytes(msg("e", [0], "Float32", b""))
     assert sf.load_checkpoint(str(p))["e"].shape == (0,)  # ... unless it has no data
     p.write_bytes(blob[:-3])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         sf.load_checkpoint(str(p))
+
+
+def test_mindspore_layout_is_what_the_reference_library_decodes(tmp_path, monkeypatch):
+    """The file minus its CRC trailer is a valid protobuf Checkpoint stream (concatenated messages
+    merge), and a tensor bigger than SLICE_BYTES is written as consecutive slices."""
+    from sporeflow.runtime import checkpoint_mindspore as ms
+    from sporeflow.runtime.proto.checkpoint import Checkpoint
+    monkeypatch.setattr(ms, "SLICE_BYTES", 16)
+    w = np.arange(10, dtype=np.float32).reshape(2, 5)
+    path = str(tmp_path / "ref.ckpt")
+    sf.save_checkpoint({"w": Tensor(w), "b": Tensor(np.float16([1, 2]))}, path, append_dict={"note": "hi"})
+    blob = Path(path).read_bytes()
+    ref = Checkpoint.FromString(blob[:-17])
+    assert [v.tag for v in ref.value] == ["w", "w", "w", "b", "note"]
+    assert b"".join(v.tensor.tensor_content for v in ref.value[:3]) == w.tobytes()
+    assert list(ref.value[0].tensor.dims) == [2, 5] and ref.value[3].tensor.tensor_type == "Float16"
+    loaded = sf.load_checkpoint(path)
+    np.testing.assert_array_equal(loaded["w"].asnumpy(), w) and loaded["note"] == "hi"

@@ -1,6 +1,13 @@
 """Checkpoints: save_checkpoint / load_checkpoint / load_param_into_net (MindSpore 2.x API).
 
-File format (`.ckpt`, version 1), all integers little-endian, no pickle anywhere:
+Formats (no pickle anywhere), chosen by `format=`:
+- "ckpt" (the default): MindSpore's protobuf layout, so MindSpore reads sporeflow's weights and
+  the other way round (checkpoint_mindspore.py), with a CRC-32 trailer as the checksum;
+- "safetensors": through the safetensors package (checkpoint_safetensors.py);
+- "sporeflow": sporeflow's own layout below, with a SHA-256 checksum and 64-byte aligned data.
+load_checkpoint(format="ckpt") reads both `.ckpt` layouts, telling them apart by the magic.
+
+sporeflow's own layout (`.ckpt`, version 1), all integers little-endian:
 
     offset   size  field
     0        8     magic b"\\x89SFCKPT\\n" (a non-ASCII byte and a newline catch text-mode damage)
@@ -22,11 +29,6 @@ moved over the target with os.replace, so a crash mid-write leaves the previous 
 A file is verified (size, magic, version, checksum, header consistency) before anything is
 returned, so a corrupt or truncated file raises CheckpointError and is never half-loaded;
 load_param_into_net checks every shape and dtype before it writes any parameter.
-
-`format="safetensors"` reads and writes the safetensors layout (no checksum in that format, so
-only structural damage is detected there). MindSpore's protobuf `.ckpt` files are recognised and
-read by load_checkpoint, and `format="mindspore_ckpt"` writes that layout (checkpoint_mindspore.py)
-so that MindSpore can load sporeflow's weights.
 
 Where sporeflow departs from MindSpore on purpose (mindspore-api.md section 4):
 - A parameter that is not loaded (e.g. a name mismatch: `weight` vs `backbone.weight`) is not
@@ -58,6 +60,7 @@ from ..errors import CheckpointError
 from ..ir import dtypes as D
 from ..ir.dtypes import DType
 from . import checkpoint_mindspore as _ms
+from . import checkpoint_safetensors as _st
 
 MAGIC = b"\x89SFCKPT\n"
 VERSION = 1
@@ -210,7 +213,7 @@ def _atomic_write(path: str, chunks: Iterable[bytes]) -> None:
         pass
 
 
-def _ckpt_chunks(tensors: list, strings: dict) -> Iterable[bytes]:
+def _sporeflow_chunks(tensors: list, strings: dict) -> Iterable[bytes]:
     entries, offset = [], 0
     for name, arr, dt in tensors:
         nbytes = arr.size * arr.dtype.itemsize
@@ -234,62 +237,6 @@ def _ckpt_chunks(tensors: list, strings: dict) -> Iterable[bytes]:
 
 
 # ----------------------------------------------------------------------------------------------
-# safetensors
-# ----------------------------------------------------------------------------------------------
-_ST_CODES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
-             "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "uint16": "U16", "uint32": "U32",
-             "uint64": "U64", "bool": "BOOL"}
-_ST_NAMES = {v: k for k, v in _ST_CODES.items()}
-
-
-def _safetensors_chunks(tensors: list, strings: dict) -> Iterable[bytes]:
-    header: dict[str, Any] = OrderedDict()
-    if strings:
-        header["__metadata__"] = dict(strings)
-    offset = 0
-    for name, arr, dt in tensors:
-        nbytes = arr.size * arr.dtype.itemsize
-        header[name] = {"dtype": _ST_CODES[dt.name], "shape": list(arr.shape), "data_offsets": [offset, offset + nbytes]}
-        offset += nbytes
-    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hb += b" " * (-len(hb) % 8)
-    yield struct.pack("<Q", len(hb)) + hb
-    for _, arr, _ in tensors:
-        yield _le_bytes(arr)
-
-
-def _read_safetensors(path: str, blob: bytes) -> tuple[list, dict]:
-    def bad(why: str) -> CheckpointError:
-        return CheckpointError(f"'{path}' is not a valid safetensors file: {why}")
-    if len(blob) < 8:
-        raise bad(f"only {len(blob)} bytes")
-    (n,) = struct.unpack_from("<Q", blob, 0)
-    if 8 + n > len(blob):
-        raise bad(f"header of {n} bytes does not fit in the {len(blob)}-byte file (truncated?)")
-    try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise bad(f"header is not JSON ({e})") from None
-    meta = header.pop("__metadata__", {}) or {}
-    base, out, end = 8 + n, [], 0
-    for name, e in header.items():
-        try:
-            dt = D.BY_NAME[_ST_NAMES[e["dtype"]]]
-            shape = tuple(int(s) for s in e["shape"])
-            b, f = (int(x) for x in e["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise bad(f"bad entry for '{name}': {e}") from None
-        count = int(np.prod(shape, dtype=np.int64))
-        if f - b != count * dt.storage.itemsize or base + f > len(blob):
-            raise bad(f"data of '{name}' ({shape}, {dt.name}) is out of range or truncated")
-        end = max(end, f)
-        out.append((name, _from_le(blob, base + b, dt, shape), dt))
-    if base + end != len(blob):
-        raise bad(f"file has {len(blob) - base - end} trailing bytes")
-    return out, {k: str(v) for k, v in meta.items()}
-
-
-# ----------------------------------------------------------------------------------------------
 # reading
 # ----------------------------------------------------------------------------------------------
 def _from_le(blob: bytes, start: int, dt: DType, shape: tuple) -> np.ndarray:
@@ -298,11 +245,9 @@ def _from_le(blob: bytes, start: int, dt: DType, shape: tuple) -> np.ndarray:
     return arr.astype(dt.storage).reshape(shape)  # native byte order, owned, writeable
 
 
-def _read_ckpt(path: str, blob: bytes) -> tuple[list, dict]:
+def _read_sporeflow(path: str, blob: bytes) -> tuple[list, dict]:
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"checkpoint '{path}' is corrupt or truncated: {why}; it was not loaded")
-    if blob[:1] == b"\n":  # protobuf field 1, length-delimited: MindSpore's layout
-        return _ms.read(path, blob)
     if len(blob) < _PREFIX.size + _DIGEST:
         raise bad(f"it has only {len(blob)} bytes")
     magic, version, hlen = _PREFIX.unpack_from(blob, 0)
@@ -340,8 +285,9 @@ def _read_ckpt(path: str, blob: bytes) -> tuple[list, dict]:
 # ----------------------------------------------------------------------------------------------
 # public API
 # ----------------------------------------------------------------------------------------------
-_FORMATS = {"ckpt": (".ckpt", _ckpt_chunks), "safetensors": (".safetensors", _safetensors_chunks),
-            "mindspore_ckpt": (".ckpt", _ms.chunks)}
+# format -> (file suffix, writer, reader)
+_FORMATS = {"ckpt": (".ckpt", _ms.chunks, _ms.read), "safetensors": (".safetensors", _st.chunks, _st.read),
+            "sporeflow": (".ckpt", _sporeflow_chunks, _read_sporeflow)}
 _PENDING: list[tuple[threading.Thread, list]] = []
 _PENDING_LOCK = threading.Lock()
 
@@ -422,7 +368,9 @@ def _read(path: str, fmt: str) -> tuple[list, dict]:
         raise FileNotFoundError(f"load_checkpoint: checkpoint file '{path}' does not exist")
     with open(path, "rb") as f:
         blob = f.read()
-    return {"ckpt": _read_ckpt, "safetensors": _read_safetensors, "mindspore_ckpt": _ms.read}[fmt](path, blob)
+    if fmt != "safetensors" and blob[:len(MAGIC)] == MAGIC:
+        fmt = "sporeflow"  # a .ckpt in sporeflow's own layout: recognised by its magic
+    return _FORMATS[fmt][2](path, blob)
 
 
 def _prefixes(p) -> tuple[str, ...]:

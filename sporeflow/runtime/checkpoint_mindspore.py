@@ -1,20 +1,17 @@
-"""MindSpore's own `.ckpt` layout, read and written without protobuf or pickle.
+"""MindSpore's own `.ckpt` layout, encoded and decoded by the protobuf library.
 
-A MindSpore checkpoint is a sequence of serialized `Checkpoint` messages (protobuf, proto2):
+A MindSpore checkpoint is a sequence of serialized `Checkpoint` messages (proto/checkpoint.proto):
+each holds `Value`s of (tag, TensorProto(dims, tensor_type, tensor_content)). Consecutive values
+with the same tag are slices of one tensor, concatenated. dims == [0] marks a scalar;
+tensor_type is "Float32", "BFloat16", "UInt8", ... or "str" (content: numpy "U" bytes, i.e.
+UTF-32-LE). Files written with crc_check end with b"crc_num" and a 10-byte big-endian CRC-32 of
+everything before it (mindspore/train/serialization.py, MindSpore 2.x).
 
-    message Checkpoint { repeated Value value = 1; }
-    message Value { required string tag = 1; optional TensorProto tensor = 2; optional MapTensorProto maptensor = 3; }
-    message TensorProto { repeated int64 dims = 1; required string tensor_type = 2; required bytes tensor_content = 3; }
-
-Consecutive values with the same tag are slices of one tensor, concatenated. dims == [0] marks
-a scalar; tensor_type is "Float32", "BFloat16", "UInt8", ... or "str" (content: numpy "U" bytes,
-i.e. UTF-32-LE). Files written with crc_check end with b"crc_num" and a 10-byte big-endian
-CRC-32 of everything before it (mindspore/train/serialization.py, MindSpore 2.x).
-
-sporeflow reads such files in load_checkpoint (detected by their first byte; a CRC trailer is
-verified when present) and writes them with save_checkpoint(..., format="mindspore_ckpt"),
-always with the CRC trailer, which MindSpore 2.3+ reads. Without that trailer the layout has
-no integrity check: a file cut exactly between two messages cannot be told from a whole one.
+sporeflow writes this layout for save_checkpoint(format="ckpt") (the default), always with the
+CRC trailer, which MindSpore 2.3+ reads; without it the layout has no integrity check (a file
+cut exactly between two messages cannot be told from a whole one). Values are parsed one by one
+(the outer framing is walked here), so a file may exceed protobuf's 2 GiB message limit; a
+tensor over SLICE_BYTES is written as consecutive slices, as MindSpore does.
 """
 from __future__ import annotations
 
@@ -22,9 +19,11 @@ import binascii
 from typing import Iterable
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ..errors import CheckpointError
 from ..ir import dtypes as D
+from .proto.checkpoint import Checkpoint, Value
 
 _MS_TYPES = {"Float32": D.float32, "Float16": D.float16, "Float64": D.float64, "BFloat16": D.bfloat16,
              "Int8": D.int8, "Int16": D.int16, "Int32": D.int32, "Int64": D.int64, "UInt8": D.uint8,
@@ -34,63 +33,32 @@ _MS_NAMES = {D.float32: "Float32", D.float16: "Float16", D.float64: "Float64", D
              D.int8: "Int8", D.int16: "Int16", D.int32: "Int32", D.int64: "Int64", D.uint8: "UInt8",
              D.uint16: "UInt16", D.uint32: "UInt32", D.uint64: "UInt64", D.bool_: "Bool"}
 _CRC_TAG = b"crc_num"
+SLICE_BYTES = 1 << 29  # content per message; protobuf refuses messages of 2 GiB and more
+_VALUE_KEY = 0x0A      # field 1 (Checkpoint.value), wire type 2 (length-delimited)
 
 
-# -- protobuf wire format (the three messages above need nothing more) ----------------------------
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end or shift > 63:
-            raise ValueError("truncated or malformed varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes, pos: int, end: int):
-    """Yield (field number, wire type, value) of one message; value is an int or a (start, end) span."""
+def _value_spans(blob: bytes) -> Iterable[tuple[int, int]]:
+    """(start, end) of each serialized Value: the file is Checkpoint messages back to back, i.e.
+    one stream of `value` fields."""
+    pos, end = 0, len(blob)
     while pos < end:
-        key, pos = _varint(buf, pos, end)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-        elif wire == 2:
-            n, pos = _varint(buf, pos, end)
-            if pos + n > end:
-                raise ValueError(f"field {field} of {n} bytes runs past the end")
-            value, pos = (pos, pos + n), pos + n
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if pos + size > end:
-                raise ValueError("truncated fixed-width field")
-            value, pos = int.from_bytes(buf[pos:pos + size], "little"), pos + size
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield field, wire, value
-
-
-def _key(field: int, wire: int) -> bytes:
-    return _enc_varint(field << 3 | wire)
-
-
-def _enc_varint(v: int) -> bytes:
-    v &= (1 << 64) - 1  # int64 fields: negatives as two's complement, as protobuf does
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return _key(field, 2) + _enc_varint(len(payload)) + payload
+        if blob[pos] != _VALUE_KEY:
+            raise ValueError(f"byte {pos}: expected a Checkpoint.value field, found key {blob[pos]:#x}")
+        pos += 1
+        n = shift = 0
+        while True:
+            if pos >= end or shift > 63:
+                raise ValueError("truncated length of a Checkpoint.value")
+            b = blob[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        if pos + n > end:
+            raise ValueError(f"a Checkpoint.value of {n} bytes runs past the end of the file")
+        yield pos, pos + n
+        pos += n
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -99,6 +67,9 @@ def read(path: str, blob: bytes) -> tuple[list, dict]:
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"MindSpore checkpoint '{path}' is corrupt or truncated: {why}; it was not loaded")
 
+    if blob[:1] != bytes([_VALUE_KEY]):
+        raise CheckpointError(f"'{path}' is not a checkpoint: it is neither MindSpore's protobuf layout nor "
+                              f"sporeflow's (it starts with {blob[:8]!r})")
     if len(blob) >= 17 and blob[-17:-10] == _CRC_TAG:
         want = int.from_bytes(blob[-10:], "big")
         blob = blob[:-17]
@@ -106,42 +77,20 @@ def read(path: str, blob: bytes) -> tuple[list, dict]:
             raise bad("the CRC-32 in its trailer does not match")
     entries: list[tuple[str, str, list, bytes]] = []
     try:
-        for field, wire, span in _fields(blob, 0, len(blob)):
-            if field != 1 or wire != 2:
-                continue
-            tag, tensor, has_map = None, None, False
-            for f2, w2, v2 in _fields(blob, *span):
-                if f2 == 1 and w2 == 2:
-                    tag = blob[v2[0]:v2[1]].decode("utf-8")
-                elif f2 == 2 and w2 == 2:
-                    tensor = v2
-                elif f2 == 3:
-                    has_map = True
-            if tag is None:
-                raise ValueError("a value without a tag")
-            if has_map and tensor is None:
-                raise CheckpointError(f"MindSpore checkpoint '{path}': '{tag}' is a MapParameter, which sporeflow "
+        for a, b in _value_spans(blob):
+            v = Value.FromString(blob[a:b])
+            if v.HasField("maptensor"):
+                raise CheckpointError(f"MindSpore checkpoint '{path}': '{v.tag}' is a MapParameter, which sporeflow "
                                       "does not support")
-            dims, ttype, content = [], None, b""
-            for f3, w3, v3 in _fields(blob, *(tensor or (0, 0))):
-                if f3 == 1 and w3 == 0:
-                    dims.append(v3 - (1 << 64) if v3 >= 1 << 63 else v3)
-                elif f3 == 1 and w3 == 2:  # packed dims
-                    p = v3[0]
-                    while p < v3[1]:
-                        d, p = _varint(blob, p, v3[1])
-                        dims.append(d)
-                elif f3 == 2 and w3 == 2:
-                    ttype = blob[v3[0]:v3[1]].decode("utf-8")
-                elif f3 == 3 and w3 == 2:
-                    content = blob[v3[0]:v3[1]]
-            if ttype is None:
-                raise ValueError(f"'{tag}' has no tensor_type")
-            entries.append((tag, ttype, dims, content))
+            if not v.HasField("tensor"):
+                raise ValueError(f"value '{v.tag}' holds no tensor")
+            entries.append((v.tag, v.tensor.tensor_type, list(v.tensor.dims), v.tensor.tensor_content))
     except CheckpointError:
         raise
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad(str(e)) from None
+    except (ValueError, DecodeError, UnicodeDecodeError) as e:
+        raise bad(str(e) or type(e).__name__) from None
+    if not entries:
+        raise bad("it holds nothing")
     tensors, strings, i = [], {}, 0
     while i < len(entries):  # merge slices: consecutive entries with one tag
         tag, ttype, dims, _ = entries[i]
@@ -169,24 +118,30 @@ def read(path: str, blob: bytes) -> tuple[list, dict]:
 
 
 # -- writing --------------------------------------------------------------------------------------
+def _messages(name: str, dims: list[int], ttype: str, content: bytes) -> Iterable[bytes]:
+    for start in range(0, max(len(content), 1), SLICE_BYTES):
+        ckpt = Checkpoint()
+        v = ckpt.value.add(tag=name)
+        v.tensor.dims.extend(dims)
+        v.tensor.tensor_type = ttype
+        v.tensor.tensor_content = content[start:start + SLICE_BYTES]
+        yield ckpt.SerializeToString()
+
+
 def chunks(tensors: list, strings: dict) -> Iterable[bytes]:
-    """One Checkpoint message per entry, then the CRC trailer."""
+    """One Checkpoint message per entry (per slice of a big one), then the CRC trailer."""
     crc = 0
-
-    def message(name: str, dims: list[int], ttype: str, content: bytes) -> bytes:
-        tensor = b"".join(_key(1, 0) + _enc_varint(d) for d in dims) + _ld(2, ttype.encode()) + _ld(3, content)
-        return _ld(1, _ld(1, name.encode("utf-8")) + _ld(2, tensor))
-
     for name, arr, dt in tensors:
         if dt not in _MS_NAMES:
-            raise TypeError(f"save_checkpoint(format='mindspore_ckpt'): '{name}' has dtype {dt.name}, which MindSpore "
+            raise TypeError(f"save_checkpoint(format='ckpt'): '{name}' has dtype {dt.name}, which MindSpore "
                             "checkpoints cannot hold")
         dims = list(arr.shape) if arr.ndim else [0]
-        m = message(name, dims, _MS_NAMES[dt], np.asarray(arr).astype(dt.storage.newbyteorder("<")).tobytes())
-        crc = binascii.crc32(m, crc)
-        yield m
+        content = np.asarray(arr).astype(dt.storage.newbyteorder("<")).tobytes()
+        for m in _messages(name, dims, _MS_NAMES[dt], content):
+            crc = binascii.crc32(m, crc)
+            yield m
     for name, s in strings.items():
-        m = message(name, [0], "str", np.array(s, dtype=f"<U{max(len(s), 1)}").tobytes() if s else b"")
-        crc = binascii.crc32(m, crc)
-        yield m
+        for m in _messages(name, [0], "str", np.array(s, dtype=f"<U{max(len(s), 1)}").tobytes() if s else b""):
+            crc = binascii.crc32(m, crc)
+            yield m
     yield _CRC_TAG + crc.to_bytes(10, "big")
