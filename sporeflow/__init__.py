@@ -19,6 +19,7 @@ from .frontend import nn  # noqa: F401
 import sys as _sys
 _sys.modules[__name__ + ".nn"] = nn   # `import sporeflow.nn as nn` works like mindspore.nn
 from .runtime.checkpoint import load_checkpoint, load_param_into_net, save_checkpoint  # noqa: F401
+from .runtime.export import export, load  # noqa: F401
 from . import dataset  # noqa: F401
 from . import train  # noqa: F401
 from .train import (Callback, CheckpointConfig, EarlyStopping, History, LambdaCallback,  # noqa: F401,E402

@@ -7,6 +7,7 @@ from .layer.activation import (GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid
                                get_activation)
 from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity  # noqa: F401
 from .layer.container import CellList, SequentialCell  # noqa: F401
+from .layer.graph_cell import GraphCell  # noqa: F401
 from .layer.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
 from .layer.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .layer.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401

@@ -1,2 +1,3 @@
 """Protobuf schemas sporeflow reads and writes (MindSpore's checkpoint and MindIR), built as
-message classes at import from tables in schema.py; the .proto files beside it are the text."""
+message classes at import from the tables in checkpoint.py and mind_ir.py (schema.py does the
+building); checkpoint.proto is the text of the checkpoint schema."""
