@@ -3,14 +3,16 @@ wrappers. `sf.nn.Cell` is frontend/cell.py's Cell."""
 from ..cell import Cell  # noqa: F401
 from ..tensor import Parameter  # noqa: F401
 from . import initializer  # noqa: F401
-from .layer.activation import (GELU, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,  # noqa: F401
+from .layer.activation import (GELU, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,  # noqa: F401
                                get_activation)
-from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity  # noqa: F401
+from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity, Pad  # noqa: F401
 from .layer.container import CellList, SequentialCell  # noqa: F401
 from .layer.graph_cell import GraphCell  # noqa: F401
-from .layer.conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
-from .layer.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .layer.conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Conv2dTranspose, MaxPool2d  # noqa: F401
+from .layer.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm  # noqa: F401
 from .layer.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
+from .layer.transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
+                                TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .learning_rate_schedule import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import SGD, Adam, AdamW, AdamWeightDecay, Momentum, Optimizer  # noqa: F401

@@ -1,8 +1,12 @@
 """Activation Cells (MindSpore names and defaults) and `get_activation` for Dense(activation=...)."""
 from __future__ import annotations
 
+from ....ir import dtypes as D
 from ...cell import Cell
 from ... import functional as F
+from ...tensor import Parameter
+from ..initializer import initializer
+from .._check import shape_error
 
 
 class ReLU(Cell):
@@ -70,6 +74,28 @@ class LogSoftmax(Cell):
 
 _ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "leakyrelu": LeakyReLU, "gelu": GELU, "sigmoid": Sigmoid,
                 "tanh": Tanh, "silu": SiLU, "softmax": Softmax, "logsoftmax": LogSoftmax}
+
+
+class PReLU(Cell):
+    """y = max(0, x) + w * min(0, x), one learnable slope `w` per channel (axis 1) or shared."""
+
+    def __init__(self, channel: int = 1, w=0.25, dtype=D.float32):
+        super().__init__()
+        if channel <= 0:
+            raise ValueError(f"PReLU: channel must be positive, got {channel}")
+        self.channel = int(channel)
+        init = float(w) if isinstance(w, (int, float)) else w
+        data = initializer(init, (self.channel,), dtype) if not isinstance(init, float) else \
+            initializer("ones", (self.channel,), dtype).asnumpy() * init
+        self.w = Parameter(data, name="w")
+
+    def construct(self, x):
+        w = F.cast(self.w, x.dtype)
+        if self.channel > 1:
+            if x.ndim < 2 or x.shape[1] != self.channel:
+                raise shape_error(f"PReLU: input shape {x.shape} has no channel axis 1 of size {self.channel}")
+            w = F.reshape(w, (1, self.channel) + (1,) * (x.ndim - 2))
+        return F.add(F.relu(x), F.mul(w, F.minimum(x, F.zeros_like(x))))
 
 
 def get_activation(name, prim_name=None):

@@ -1,4 +1,4 @@
-"""Dense, Flatten, Dropout, Embedding, Identity."""
+"""Dense, Flatten, Dropout, Embedding, Identity, Pad."""
 from __future__ import annotations
 
 import math
@@ -104,3 +104,42 @@ class Embedding(Cell):
             out = lax.matmul(flat, self.embedding_table, transpose_a=False, transpose_b=False)
             return F.reshape(out, tuple(ids.shape) + (self.embedding_size,))
         return F.gather(self.embedding_table, ids, 0)
+
+
+class Pad(Cell):
+    """nn.Pad(paddings, mode): paddings[d] = (before, after) for every dimension d of the input
+    (MindSpore orders them from the first dimension). CONSTANT pads zeros; REFLECT mirrors without
+    the edge (padding < size); SYMMETRIC mirrors including the edge (padding <= size)."""
+    _MODES = ("CONSTANT", "REFLECT", "SYMMETRIC")
+
+    def __init__(self, paddings, mode: str = "CONSTANT"):
+        super().__init__()
+        mode = mode.upper()
+        if mode not in self._MODES:
+            raise ValueError(f"Pad: mode must be one of {self._MODES}, got {mode!r}")
+        pads = tuple(tuple(int(v) for v in p) for p in paddings)
+        if any(len(p) != 2 or min(p) < 0 for p in pads):
+            raise ValueError(f"Pad: paddings must be non-negative (before, after) pairs, got {paddings!r}")
+        self.paddings, self.mode = pads, mode
+
+    def construct(self, x):
+        if len(self.paddings) != x.ndim:
+            raise shape_error(f"Pad: {len(self.paddings)} padding pairs for an input of rank {x.ndim} "
+                             f"(shape {x.shape})")
+        if self.mode == "CONSTANT":
+            flat = [v for p in reversed(self.paddings) for v in p]
+            return F.pad(x, flat)
+        skip = 1 if self.mode == "REFLECT" else 0
+        for ax, (lo, hi) in enumerate(self.paddings):
+            n = x.shape[ax]
+            if max(lo, hi) > n - skip:
+                raise ValueError(f"Pad: {self.mode} padding {(lo, hi)} on axis {ax} must be at most {n - skip} "
+                                 f"for size {n}")
+            parts = []
+            if lo:
+                parts.append(F.flip(F.narrow(x, ax, skip, lo), (ax,)))
+            parts.append(x)
+            if hi:
+                parts.append(F.flip(F.narrow(x, ax, n - hi - skip, hi), (ax,)))
+            x = F.cat(parts, axis=ax) if len(parts) > 1 else x
+        return x

@@ -105,3 +105,34 @@ class LayerNorm(Cell):
 
     def extend_repr(self) -> str:
         return f"normalized_shape={self.normalized_shape}, begin_norm_axis={self.begin_norm_axis}"
+
+
+class GroupNorm(Cell):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, with mean and (biased) variance over each
+    group of num_channels/num_groups channels and all spatial positions; input [N, C, *]."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 gamma_init="ones", beta_init="zeros", dtype=D.float32):
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups {num_groups}")
+        self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), float(eps), \
+            affine
+        self.gamma = Parameter(initializer(gamma_init, (num_channels,), dtype), name="gamma", requires_grad=affine)
+        self.beta = Parameter(initializer(beta_init, (num_channels,), dtype), name="beta", requires_grad=affine)
+
+    def construct(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise shape_error(f"GroupNorm: input shape {x.shape} does not match [N, {self.num_channels}, ...]")
+        n, g = x.shape[0], self.num_groups
+        xg = F.reshape(x, (n, g, -1))
+        mean = F.mean(xg, 2, True)
+        d = F.sub(xg, mean)
+        var = F.mean(F.mul(d, d), 2, True)
+        y = F.reshape(F.mul(d, lax.rsqrt(F.add(var, self.eps))), x.shape)
+        bshape = (1, self.num_channels) + (1,) * (x.ndim - 2)
+        return F.add(F.mul(y, F.reshape(F.cast(self.gamma, y.dtype), bshape)),
+                     F.reshape(F.cast(self.beta, y.dtype), bshape))
+
+    def extend_repr(self) -> str:
+        return f"num_groups={self.num_groups}, num_channels={self.num_channels}, eps={self.eps}"
