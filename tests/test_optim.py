@@ -155,7 +155,7 @@ def test_errors(rng):
     with pytest.raises(ValueError, match="2 parameters"):
         nn.Adam(P)((sf.Tensor(np.zeros((3, 2), np.float32)),))
     with pytest.raises(ValueError, match="amsgrad"):
-        nn.Adam(P, use_amsgrad=True)
+        nn.Adam(P, use_amsgrad=True, use_nesterov=True)
     with pytest.raises(TypeError, match="learning_rate"):
         nn.Momentum(P, "fast", 0.9)
 

@@ -3,8 +3,8 @@ wrappers. `sf.nn.Cell` is frontend/cell.py's Cell."""
 from ..cell import Cell  # noqa: F401
 from ..tensor import Parameter  # noqa: F401
 from . import initializer  # noqa: F401
-from .layer.activation import (GELU, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh,  # noqa: F401
-                               get_activation)
+from .layer.activation import (GELU, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid, SiLU,  # noqa: F401
+                               Softmax, Tanh, get_activation)
 from .layer.basic import Dense, Dropout, Embedding, Flatten, Identity, Pad  # noqa: F401
 from .layer.container import CellList, SequentialCell  # noqa: F401
 from .layer.graph_cell import GraphCell  # noqa: F401
@@ -15,7 +15,7 @@ from .layer.transformer import (MultiheadAttention, Transformer, TransformerDeco
                                 TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 from .learning_rate_schedule import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
-from .optim import SGD, Adam, AdamW, AdamWeightDecay, Momentum, Optimizer  # noqa: F401
+from .optim import SGD, Adagrad, Adam, AdamW, AdamWeightDecay, Lamb, Momentum, Optimizer, RMSProp  # noqa: F401
 from .wrap import TrainOneStepCell, WithEvalCell, WithLossCell  # noqa: F401
 from .wrap_loss_scale import (DynamicLossScaleUpdateCell, FixedLossScaleUpdateCell,  # noqa: F401,E402
                               TrainOneStepWithLossScaleCell)

@@ -105,5 +105,58 @@ class BCEWithLogitsLoss(LossBase):
         return F.binary_cross_entropy_with_logits(logits, labels, self.weight, self.pos_weight, self.reduction)
 
 
-__all__ = ["LossBase", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
+class BCELoss(LossBase):
+    """-weight * (y * log(x) + (1 - y) * log(1 - x)) on probabilities x; the logs are clamped at
+    -100 as MindSpore's BinaryCrossEntropy kernel does, so x = 0 or 1 gives a finite loss."""
+
+    def __init__(self, weight=None, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight = weight
+
+    def construct(self, logits, labels):
+        if tuple(logits.shape) != tuple(labels.shape):
+            raise shape_error(f"BCELoss: logits shape {logits.shape} and labels shape {labels.shape} must match")
+        lo = F.maximum(F.log(logits), -100.0)
+        l1 = F.maximum(F.log(F.sub(1.0, logits)), -100.0)
+        loss = F.neg(F.add(F.mul(labels, lo), F.mul(F.sub(1.0, labels), l1)))
+        return self.get_loss(loss, 1.0 if self.weight is None else self.weight)
+
+
+class KLDivLoss(LossBase):
+    """target * (log(target) - logits) with logits already log-probabilities (0 where target is 0).
+    reduction 'mean' averages every element, 'batchmean' divides the sum by the batch size."""
+
+    def __init__(self, reduction: str = "mean"):
+        if reduction not in _REDUCTIONS + ("batchmean",):
+            raise ValueError(f"KLDivLoss: reduction must be one of {_REDUCTIONS + ('batchmean',)}, got {reduction!r}")
+        super().__init__("sum" if reduction == "batchmean" else reduction)
+        self.kl_reduction = reduction
+
+    def construct(self, logits, labels):
+        if tuple(logits.shape) != tuple(labels.shape):
+            raise shape_error(f"KLDivLoss: logits shape {logits.shape} and labels shape {labels.shape} must match")
+        pos = F.greater(labels, 0.0)
+        safe = F.select(pos, labels, F.ones_like(labels))
+        loss = F.select(pos, F.mul(labels, F.sub(F.log(safe), logits)), F.zeros_like(logits))
+        out = self.get_loss(loss)
+        return F.div(out, logits.shape[0]) if self.kl_reduction == "batchmean" and logits.ndim else out
+
+
+class HuberLoss(LossBase):
+    """0.5 * d^2 where |d| < delta, else delta * (|d| - 0.5 * delta), d = logits - labels."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction)
+        if delta <= 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, got {delta}")
+        self.delta = float(delta)
+
+    def construct(self, logits, labels):
+        d = F.abs(F.sub(logits, labels))
+        quad = F.mul(F.mul(d, d), 0.5)
+        lin = F.mul(F.sub(d, 0.5 * self.delta), self.delta)
+        return self.get_loss(F.select(F.less(d, self.delta), quad, lin))
+
+
+__all__ = ["LossBase", "BCELoss", "KLDivLoss", "HuberLoss", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
            "SmoothL1Loss", "BCEWithLogitsLoss"]

@@ -1,4 +1,5 @@
-"""Adam (bias-corrected through beta1_power/beta2_power, L2 weight decay on the gradient) and
+"""Adam (bias-corrected through beta1_power/beta2_power, L2 weight decay on the gradient; with
+use_amsgrad the denominator uses vhat = max(vhat, v), MindSpore's ApplyAdamWithAmsgrad) and
 AdamWeightDecay (decoupled decay, no bias correction: MindSpore's AdamWeightDecay rule)."""
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ class Adam(Optimizer):
                  use_amsgrad: bool = False):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
         _check_betas("Adam", beta1, beta2, eps)
-        if use_amsgrad:
-            raise ValueError("Adam: use_amsgrad=True is not supported yet")
+        if use_amsgrad and use_nesterov:
+            raise ValueError("Adam: use_amsgrad and use_nesterov cannot both be True")
+        self.use_amsgrad = use_amsgrad
         self.beta1, self.beta2, self.eps, self.use_nesterov = float(beta1), float(beta2), float(eps), use_nesterov
         self.moment1 = self._state("moment1")
         self.moment2 = self._state("moment2")
+        if use_amsgrad:
+            self.vhat = self._state("vhat")
         self._scalar("beta1_power", 1.0)
         self._scalar("beta2_power", 1.0)
 
@@ -39,6 +43,9 @@ class Adam(Optimizer):
         F.assign(self.moment1[i], m)
         F.assign(self.moment2[i], v)
         num = F.add(F.mul(m, b1), F.mul(g, 1.0 - b1)) if self.use_nesterov else m
+        if self.use_amsgrad:
+            v = F.maximum(self.vhat[i], v)
+            F.assign(self.vhat[i], v)
         step = F.div(F.mul(num, F.mul(lr, self._corr)), F.add(F.sqrt(v), self.eps))
         F.assign(p, F.sub(p, step))
 
