@@ -8,7 +8,8 @@ from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, floa
                         dtype_to_nptype, dtype_to_pytype)
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
 from .frontend.tensor import Parameter, ParameterTuple, Tensor  # noqa: F401
-from .frontend.jit import JitConfig, data_sink, jit, jit_class, mutable  # noqa: F401
+from .frontend.jit import JitConfig, jit, jit_class, mutable  # noqa: F401
+from .frontend.sink import data_sink  # noqa: F401
 from .frontend.transforms import get_grad, grad, jacfwd, jacrev, jvp, value_and_grad, vjp  # noqa: F401
 from .frontend.vmap import vmap  # noqa: F401
 from .frontend.random import set_seed  # noqa: F401

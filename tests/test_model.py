@@ -158,10 +158,10 @@ def test_argument_validation():
     with pytest.raises(ValueError, match="metrics need loss_fn"):
         Model(net, metrics={"accuracy"})
     model, _, _ = make_model()
-    with pytest.raises(NotImplementedError, match="dataset_sink_mode=True is not supported"):
-        model.train(1, make_data(1), dataset_sink_mode=True)
-    with pytest.raises(NotImplementedError, match="dataset_sink_mode=True"):
-        model.fit(1, make_data(1), dataset_sink_mode=True)
+    with pytest.raises(ValueError, match="sink_size must be -1"):
+        model.train(1, make_data(1), dataset_sink_mode=True, sink_size=0)
+    with pytest.raises(ValueError, match="grad_accumulation must be a positive int"):
+        Model(net, loss, nn.SGD(net.trainable_params()), grad_accumulation=0)
     with pytest.raises(ValueError, match="greater than initial_epoch"):
         model.train(2, make_data(1), initial_epoch=2)
     three = ListDataset([tuple(np.zeros((2, 6), np.float32) for _ in range(3))])
@@ -231,14 +231,17 @@ def test_partial_batch_recompile_is_reported_once():
 def test_build_precompiles_without_changing_parameters():
     model, net, opt = make_model()
     before = _state(net)
-    with pytest.raises(NotImplementedError, match="sink_mode=True"):
-        model.build(make_data(1))
+    model.build(make_data(2), make_data(1, seed=1), sink_mode=True)    # the sunk graphs (2 steps, 1 step)
+    assert model._sunk(model.train_network).cache_size() == 1
     model.build(make_data(2), make_data(1, seed=1), sink_mode=False)
     assert all(np.array_equal(before[k], v) for k, v in _state(net).items())
     step = model._compiled(model.train_network)
     assert step.cache_size() == 1
+    traced = step.trace_count
     model.fit(1, make_data(2), make_data(1, seed=1))
-    assert step.trace_count == 1                                      # the built graph was reused
+    assert step.trace_count == traced                                 # the built graph was reused
+    model.fit(1, make_data(2), make_data(1, seed=1), dataset_sink_mode=True, valid_dataset_sink_mode=True)
+    assert step.trace_count == traced and model._sunk(model.train_network).cache_size() == 1
 
 
 def test_llvm_backend_trains_like_the_interpreter():

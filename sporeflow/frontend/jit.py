@@ -376,31 +376,3 @@ class JitConfig:
 
     def __repr__(self) -> str:
         return f"JitConfig({self.jit_config_dict})"
-
-
-def data_sink(fn: Callable, dataset, sink_size: int = 1, jit_config=None, input_signature=None) -> Callable:
-    """ms.data_sink: each call of the result runs the compiled `fn` on the next `sink_size`
-    batches of `dataset` (cycling through epochs) and returns the last result. The steps run
-    one compiled call each; Model(dataset_sink_mode=True) is the path that sinks the loop."""
-    if sink_size < 1:
-        raise ValueError(f"data_sink: sink_size must be >= 1, got {sink_size}")
-    compiled = fn if isinstance(fn, JitFunction) else JitFunction(fn)
-    state = {"it": None}
-
-    def next_batch():
-        for _ in range(2):
-            if state["it"] is None:
-                state["it"] = iter(dataset.create_tuple_iterator(num_epochs=1))
-            try:
-                return next(state["it"])
-            except StopIteration:
-                state["it"] = None
-        raise ValueError("data_sink: the dataset is empty")
-
-    def sunk(*args):
-        out = None
-        for _ in range(sink_size):
-            out = compiled(*next_batch(), *args)
-        return out
-    sunk.__name__ = getattr(fn, "__name__", "data_sink")
-    return sunk

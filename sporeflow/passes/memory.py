@@ -62,6 +62,17 @@ def _elementwise_safe(node: Node) -> bool:
     return get_op(node.op).kind <= Kind.BROADCAST and node.op not in ("constant",)
 
 
+def _carry_slot(node: Node, out: Value, src: Value) -> bool:
+    """A loop (scan, while_loop) copies its initial carries into the carry outputs before it
+    reads anything else, so carry output c may live in carry input c's buffer when that input
+    is read nowhere else by the node (loop sinking keeps Parameters in place this way)."""
+    if node.op not in ("scan", "while_loop"):
+        return False
+    nc = node.attrs["num_carry"] if node.op == "scan" else len(node.inputs)
+    c = next((i for i, o in enumerate(node.outputs[:nc]) if o is out), None)
+    return c is not None and node.inputs[c] is src and sum(u is src for u in node.inputs) == 1
+
+
 def _master_operands(node: Node) -> set[int]:
     """Positions of a fused node's inputs that feed its matmul/conv master (never overwritten)."""
     if node.op != "fused":
@@ -136,7 +147,8 @@ def plan_memory(graph: Graph, donate: Sequence[tuple[int, int]] = ()) -> MemoryP
                 lu = last_use.get(id(src), -1)
                 reads_here = any(u is src for u in node.inputs)
                 if lu < k or (lu == k and safe and not any(
-                        u is src and p in protected for p, u in enumerate(node.inputs))):
+                        u is src and p in protected for p, u in enumerate(node.inputs))) or (
+                        lu == k and _carry_slot(node, v, src)):
                     target = (INPUT, i)
                     plan.donated[j] = i
                     if reads_here:

@@ -3,8 +3,9 @@ order and counters (mindspore-api.md sections 1 and 2).
 
 The train step is `sf.jit(TrainOneStepCell(WithLossCell(net, loss_fn), optimizer))`: forward,
 loss, gradients and the optimizer update are ONE compiled graph, and the parameter updates it
-returns are written back into the parameter buffers after each step. Where MindSpore silently
-falls back (dataset sink mode on CPU), sporeflow raises until loop sinking lands.
+returns are written back into the parameter buffers after each step. With
+dataset_sink_mode=True each epoch is one sink of `sink_size` steps compiled as one scan
+(runtime/model_sink.py), on every backend, where MindSpore silently falls back on CPU.
 """
 from __future__ import annotations
 
@@ -19,16 +20,15 @@ from ..frontend.cell import Cell
 from ..frontend.jit import JitFunction
 from ..frontend.pytree import tree_flatten
 from ..frontend.tensor import Tensor
+from ..frontend.sink import SunkStep
+from .model_sink import TrainSink, eval_sink, group_rows, precompile_sink
 from .callbacks import (CallbackManager, InternalCallbackParam, RunContext, check_legacy, is_internal,
                         normalize_callbacks)
 
-_ALLOWED_KWARGS = ("loss_scale_manager", "keep_batchnorm_fp32", "boost_config_dict", "acc_level")
-
-
-def _not_supported_sink(where: str) -> NotImplementedError:
-    return NotImplementedError(
-        f"Model.{where}: dataset_sink_mode=True is not supported yet in sporeflow (loop sinking is a later "
-        "issue). Pass dataset_sink_mode=False; unlike MindSpore on CPU, sporeflow does not silently fall back.")
+# grad_accumulation=N is sporeflow's own: each step takes N consecutive dataset batches as its
+# micro-batches, accumulates their gradients in one compiled scan, and updates once.
+_ALLOWED_KWARGS = ("loss_scale_manager", "keep_batchnorm_fp32", "boost_config_dict", "acc_level",
+                   "grad_accumulation")
 
 
 class Model:
@@ -55,6 +55,12 @@ class Model:
         self._loss_fn = loss_fn
         self._optimizer = optimizer
         self._amp_level, self._boost_level = amp_level, boost_level
+        acc = kwargs.get("grad_accumulation", 1)
+        if isinstance(acc, bool) or not isinstance(acc, int) or acc < 1:
+            raise ValueError(f"Model: grad_accumulation must be a positive int, got {acc!r}")
+        if acc > 1 and (optimizer is None or loss_fn is None):
+            raise ValueError("Model: grad_accumulation needs loss_fn and optimizer")
+        self._grad_accumulation = acc
         self._amp_kwargs = {k: kwargs[k] for k in ("loss_scale_manager", "keep_batchnorm_fp32") if k in kwargs}
         self._metric_fns = get_metrics(metrics) or {}
         if self._metric_fns and loss_fn is None and eval_network is None:
@@ -62,6 +68,7 @@ class Model:
         self._train_network = self._build_train_network()
         self._eval_network, self._eval_indexes = self._build_eval_network(eval_network, eval_indexes)
         self._jits: dict[int, JitFunction] = {}
+        self._sunks: dict[int, SunkStep] = {}
         self._eval_losses: list[float] = []
         self._warned_recompile = False
 
@@ -113,6 +120,13 @@ class Model:
             fn = self._jits[id(cell)] = JitFunction(cell, name=type(cell).__name__)
         return fn
 
+    def _sunk(self, cell: Cell) -> SunkStep:
+        """The loop-sunk form of `cell`'s compiled step (one compiled scan per sink length)."""
+        fn = self._sunks.get(id(cell))
+        if fn is None:
+            fn = self._sunks[id(cell)] = SunkStep(self._compiled(cell))
+        return fn
+
     # -- datasets ------------------------------------------------------------------------------------
     def _bind_dataset(self, dataset) -> None:
         owner = getattr(dataset, "__model_hash__", None)
@@ -140,14 +154,18 @@ class Model:
         else:
             it = iter(dataset)
         for row in it:
-            if isinstance(row, dict):
-                row = tuple(row.values())
-            elif not isinstance(row, (tuple, list)):
-                row = (row,)
-            if need_two and len(row) != 2:
-                raise ValueError(f"Model: with loss_fn set, each dataset row must have exactly 2 columns "
-                                 f"(data, label); got {len(row)}. Without loss_fn, all columns go to the network.")
-            yield tuple(x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in row)
+            yield self._check_row(row, need_two)
+
+    @staticmethod
+    def _check_row(row, need_two: bool) -> tuple:
+        if isinstance(row, dict):
+            row = tuple(row.values())
+        elif not isinstance(row, (tuple, list)):
+            row = (row,)
+        if need_two and len(row) != 2:
+            raise ValueError(f"Model: with loss_fn set, each dataset row must have exactly 2 columns "
+                             f"(data, label); got {len(row)}. Without loss_fn, all columns go to the network.")
+        return tuple(x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in row)
 
     # -- argument checks -----------------------------------------------------------------------------
     @staticmethod
@@ -177,36 +195,32 @@ class Model:
     # -- public API ------------------------------------------------------------------------------------
     def train(self, epoch: int, train_dataset, callbacks=None, dataset_sink_mode: bool = False, sink_size: int = -1,
               initial_epoch: int = 0):
-        if dataset_sink_mode:
-            raise _not_supported_sink("train")
         self._check_epochs(epoch, initial_epoch)
         cbs = normalize_callbacks(callbacks)
         check_legacy(cbs, in_fit=False)
-        self._train(epoch, train_dataset, cbs, initial_epoch, None, 1)
+        self._train(epoch, train_dataset, cbs, initial_epoch, None, 1, (dataset_sink_mode, sink_size, False))
 
     def fit(self, epoch: int, train_dataset, valid_dataset=None, valid_frequency=1, callbacks=None,
             dataset_sink_mode: bool = False, valid_dataset_sink_mode: bool = False, sink_size: int = -1,
             initial_epoch: int = 0):
-        if dataset_sink_mode or valid_dataset_sink_mode:
-            raise _not_supported_sink("fit")
         self._check_epochs(epoch, initial_epoch)
         self._check_frequency(valid_frequency)
         if valid_dataset is not None and not self._metric_fns:
             raise ValueError("Model.fit: valid_dataset needs metrics; pass metrics={...} to Model")
         cbs = normalize_callbacks(callbacks)
         check_legacy(cbs, in_fit=True)
-        self._train(epoch, train_dataset, cbs, initial_epoch, valid_dataset, valid_frequency)
+        self._train(epoch, train_dataset, cbs, initial_epoch, valid_dataset, valid_frequency,
+                    (dataset_sink_mode, sink_size, valid_dataset_sink_mode))
 
     def eval(self, valid_dataset, callbacks=None, dataset_sink_mode: bool = False) -> dict:
-        if dataset_sink_mode:
-            raise _not_supported_sink("eval")
         if not self._metric_fns:
             raise ValueError("Model.eval: metrics can not be None or empty; pass metrics={...} to Model")
         cbs = normalize_callbacks(callbacks)
         check_legacy(cbs, in_fit=False)
         cb = InternalCallbackParam()
         cb.network = self._network
-        return self._eval_process(valid_dataset, CallbackManager(cbs), cb, add_eval_loss=False)
+        return self._eval_process(valid_dataset, CallbackManager(cbs), cb, add_eval_loss=False,
+                                  sink=bool(dataset_sink_mode))
 
     def predict(self, *predict_data, backend=None, config=None):
         if not predict_data:
@@ -219,15 +233,22 @@ class Model:
               sink_mode: bool = True):
         """Compile the train (and eval) graphs ahead of the first step, from one batch of each dataset.
         Nothing runs and no parameter changes."""
-        if sink_mode:
-            raise NotImplementedError("Model.build: sink_mode=True is not supported yet in sporeflow; pass "
-                                      "sink_mode=False to precompile the (non-sink) step graphs")
         if train_dataset is not None:
             self._train_network.set_train(True)
-            self._precompile(self._train_network, next(iter(self._rows(train_dataset, self._loss_fn is not None))))
+            rows = group_rows(self._rows(train_dataset, self._loss_fn is not None), self._grad_accumulation)
+            row = next(iter(rows))
+            if sink_mode:
+                n = sink_size if sink_size > 0 else self._dataset_size(train_dataset) // self._grad_accumulation
+                precompile_sink(self, self._train_network, row, n)
+            else:
+                self._precompile(self._train_network, row)
         if valid_dataset is not None and self._eval_network is not None:
             self._eval_network.set_train(False)
-            self._precompile(self._eval_network, next(iter(self._rows(valid_dataset, True))))
+            row = next(iter(self._rows(valid_dataset, True)))
+            if sink_mode:
+                precompile_sink(self, self._eval_network, row, self._dataset_size(valid_dataset))
+            else:
+                self._precompile(self._eval_network, row)
 
     def _precompile(self, cell: Cell, args: tuple) -> None:
         fn = self._compiled(cell)
@@ -238,9 +259,10 @@ class Model:
             fn._keys.append(key)
 
     # -- the loops --------------------------------------------------------------------------------------
-    def _train(self, epoch, train_dataset, cbs, initial_epoch, valid_dataset, valid_frequency) -> None:
+    def _train(self, epoch, train_dataset, cbs, initial_epoch, valid_dataset, valid_frequency, sinking) -> None:
         self._bind_dataset(train_dataset)
         need_two = self._loss_fn is not None
+        sink_mode, sink_size, valid_sink = sinking
         cb = InternalCallbackParam()
         cb.train_network = self._train_network
         cb.network = self._network
@@ -248,11 +270,11 @@ class Model:
         cb.optimizer = self._optimizer
         cb.epoch_num = epoch - initial_epoch
         cb.initial_epoch = initial_epoch
-        cb.batch_num = self._dataset_size(train_dataset)
+        cb.batch_num = self._dataset_size(train_dataset) // self._grad_accumulation
         cb.train_dataset = train_dataset
         cb.list_callback = cbs
         cb.mode = "train"
-        cb.dataset_sink_mode = False
+        cb.dataset_sink_mode = bool(sink_mode)
         cb.parallel_mode = "stand_alone"
         cb.device_number = 1
         cb.cur_epoch_num = None
@@ -267,16 +289,28 @@ class Model:
         eval_manager = CallbackManager([c for c in cbs if not is_internal(c)])
         step = self._compiled(self._train_network)
         graphs_before = step.cache_size()
-        with _entered(cbs):
+        sink = None
+        if sink_mode:
+            sink = TrainSink(self, train_dataset, sink_size, epoch, initial_epoch,
+                             lambda r: self._check_row(r, need_two))
+            cb.batch_num = sink.batch_num
+            cb.sink_size = sink.batch_num
+            cb.dataset_helper = sink
+        with _entered(cbs), _closing(sink):
             manager.on_train_begin(run_context)
             for e in range(initial_epoch, epoch):
                 cb.cur_epoch_num = e + 1
                 self._train_network.set_train(True)
                 manager.on_train_epoch_begin(run_context)
-                if hasattr(train_dataset, "set_epoch"):
+                if sink is not None:    # one sink: step_begin/step_end once, cur_step_num += its steps
+                    manager.on_train_step_begin(run_context)
+                    sink.run(cb)
+                    manager.on_train_step_end(run_context)
+                elif hasattr(train_dataset, "set_epoch"):
                     # epoch e sees epoch e's shuffle order, so resuming at initial_epoch=k is bit-exact
                     train_dataset.set_epoch(e)
-                for row in self._rows(train_dataset, need_two):
+                for row in () if sink is not None else group_rows(self._rows(train_dataset, need_two),
+                                                                  self._grad_accumulation):
                     cb.cur_step_num += 1
                     cb.train_dataset_element = row
                     manager.on_train_step_begin(run_context)
@@ -291,7 +325,7 @@ class Model:
                                   "batch shape compiles a new graph. A last partial batch is the usual cause: "
                                   "batch(..., drop_remainder=True) avoids it.", RuntimeWarning, stacklevel=3)
                 if valid_dataset is not None and self._should_eval(cb.cur_epoch_num, valid_frequency):
-                    self._eval_during_train(valid_dataset, eval_manager, cb)
+                    self._eval_during_train(valid_dataset, eval_manager, cb, valid_sink)
                 manager.on_train_epoch_end(run_context)
                 cb.pop("metrics", None)
                 cb.pop("eval_results", None)
@@ -299,13 +333,14 @@ class Model:
                     break
             manager.on_train_end(run_context)
 
-    def _eval_during_train(self, valid_dataset, manager, cb) -> None:
+    def _eval_during_train(self, valid_dataset, manager, cb, sink: bool) -> None:
         saved = cb.mode, cb.cur_step_num, cb.batch_num
-        metrics = self._eval_process(valid_dataset, manager, cb, add_eval_loss=True, enter=False)
+        metrics = self._eval_process(valid_dataset, manager, cb, add_eval_loss=True, enter=False, sink=sink)
         cb.mode, cb.cur_step_num, cb.batch_num = saved
         cb.metrics = metrics
 
-    def _eval_process(self, valid_dataset, manager, cb, add_eval_loss: bool, enter: bool = True) -> dict:
+    def _eval_process(self, valid_dataset, manager, cb, add_eval_loss: bool, enter: bool = True,
+                      sink: bool = False) -> dict:
         if self._eval_network is None:
             raise ValueError("Model: evaluation needs loss_fn or eval_network")
         cb.eval_network = self._eval_network
@@ -323,7 +358,15 @@ class Model:
         with _entered(manager.callbacks if enter else []):   # in fit they were entered for the whole run
             manager.on_eval_begin(run_context)
             manager.on_eval_epoch_begin(run_context)
-            for row in self._rows(valid_dataset, self._eval_indexes is not None):
+            if sink:     # the whole dataset as one sink; the metrics see every step's outputs
+                manager.on_eval_step_begin(run_context)
+                outs, n = eval_sink(self, valid_dataset, lambda r: self._check_row(r, self._eval_indexes is not None))
+                for outputs in outs:
+                    self._update_metrics(outputs)
+                cb.cur_step_num += n
+                cb.net_outputs = outs[-1] if outs else None
+                manager.on_eval_step_end(run_context)
+            for row in () if sink else self._rows(valid_dataset, self._eval_indexes is not None):
                 cb.cur_step_num += 1
                 manager.on_eval_step_begin(run_context)
                 outputs = step(*row)
@@ -360,6 +403,21 @@ class Model:
 def _plain(v):
     """numpy scalars -> Python numbers, so printed metrics read {'accuracy': 0.98} under numpy 2 too."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+class _closing:
+    """Close the sink's staging thread however the run ends."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    def __enter__(self):
+        return self.sink
+
+    def __exit__(self, *exc):
+        if self.sink is not None:
+            self.sink.close()
+        return False
 
 
 class _entered:

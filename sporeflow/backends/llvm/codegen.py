@@ -29,6 +29,7 @@ class ModuleCodegen:
     mod: ModuleBuilder
     arena_size: int = 0
     fn_names: dict = field(default_factory=dict)
+    fns: dict = field(default_factory=dict)            # id(graph) -> its GraphFn
     main_fn: "GraphFn | None" = None
 
     def alloc(self, size: int) -> int:
@@ -36,12 +37,14 @@ class ModuleCodegen:
         self.arena_size += -(-max(size, 1) // ALIGN) * ALIGN
         return off
 
-    def function_for(self, g: Graph, donate: tuple = ()) -> str:
-        """Emit (once) the function of graph `g`; returns its @name."""
+    def function_for(self, g: Graph, donate: tuple = (), keep: frozenset = frozenset()) -> str:
+        """Emit (once) the function of graph `g`; returns its @name. `donate` as in generate();
+        `keep`: output positions that are the input at the same position and that the caller
+        passes as the same buffer (a loop's pass-through carries), so nothing is copied."""
         if id(g) not in self.fn_names:
             name = self.mod.unique("g_" + "".join(ch if ch.isalnum() else "_" for ch in g.name)[:40] + "_")
             self.fn_names[id(g)] = name
-            fn = GraphFn(self, g, name, donate)
+            fn = self.fns[id(g)] = GraphFn(self, g, name, donate, keep)
             if self.main_fn is None:
                 self.main_fn = fn
             fn.emit()
@@ -51,9 +54,10 @@ class ModuleCodegen:
 class GraphFn:
     """Lowers one graph into one function."""
 
-    def __init__(self, cg: ModuleCodegen, g: Graph, name: str, donate: tuple = ()):
+    def __init__(self, cg: ModuleCodegen, g: Graph, name: str, donate: tuple = (), keep: frozenset = frozenset()):
         from ...passes.memory import plan_memory
         self.cg, self.g, self.name = cg, g, name
+        self.keep = frozenset(i for i in keep if g.outputs[i] is g.inputs[i])
         # issue 5: buffers from the memory planner (liveness reuse, in-place, donated inputs)
         self.plan = plan_memory(g, donate)
         self.buf_off: dict[int, int] = {}
@@ -95,7 +99,7 @@ class GraphFn:
         for node in self.g.nodes:
             self._lower(node)
         for i, v in enumerate(self.g.outputs):
-            if i in self.plan.donated:      # already in the caller's (donated) input buffer
+            if i in self.plan.donated or i in self.keep:   # already in the caller's buffer
                 continue
             if self.direct.get(id(v)) == i and self.ptrs.get(id(v)) == self.direct_ptr.get(id(v)):
                 continue                     # produced in place (see __init__); a rule that

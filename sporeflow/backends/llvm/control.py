@@ -2,17 +2,19 @@
 functions (a whole scan is one native call, its loop runs in machine code); fused and
 custom_vjp inline their body into the current function.
 
-Carries live in the node's output buffers: the initial values are copied in, each step's body
-writes the next carry into scratch slots, which are then copied back (a body may return an
-input unchanged, so reading and writing the same buffer in one step must be avoided).
+Carries live in the node's output buffers: the initial values are copied in (unless the
+planner put the carry output in the initial value's own buffer), each step's body writes the
+next carry into scratch slots, which are then copied back (a body may return an input
+unchanged, so reading and writing the same buffer in one step must be avoided); a scan body
+writes the carries the planner can update in place directly (see lower_scan).
 """
 from __future__ import annotations
 
 from .codegen import nbytes
 
 
-def _call(fx, g, ins: list[str], outs: list[str]) -> None:
-    fn = fx.cg.function_for(g)
+def _call(fx, g, ins: list[str], outs: list[str], fn: str | None = None) -> None:
+    fn = fn or fx.cg.function_for(g)
     fx.b.emit(f"call void {fn}(ptr {fx.ptr_array(ins)}, ptr {fx.ptr_array(outs)}, ptr %arena)")
 
 
@@ -37,7 +39,8 @@ def _carry_scratch(fx, values) -> list[str]:
 def lower_while(fx, node, ins, outs) -> None:
     b = fx.b
     for src, dst, v in zip(ins, outs, node.outputs):
-        b.memcpy(dst, src, nbytes(v))
+        if src != dst:          # a donated carry already holds its initial value
+            b.memcpy(dst, src, nbytes(v))
     flag = fx.scratch(1)
     tmp = _carry_scratch(fx, node.outputs)
     head, body, done = b.label("whead"), b.label("wbody"), b.label("wdone")
@@ -55,20 +58,31 @@ def lower_while(fx, node, ins, outs) -> None:
 
 
 def lower_scan(fx, node, ins, outs) -> None:
+    """The carries stay in the node's carry outputs for the whole loop (a donated carry output is
+    the initial value's own buffer: nothing is copied in). The body is compiled with each carry
+    output donated to its carry input, so an update the planner can write in place (a Parameter
+    step) lands in the carry buffer directly, and a pass-through carry is never copied; only
+    the other carries go through scratch slots."""
     b = fx.b
+    body = node.attrs["body"]
     nc, length, reverse = node.attrs["num_carry"], node.attrs["length"], node.attrs["reverse"]
     carry_vals = node.outputs[:nc]
     for src, dst, v in zip(ins[:nc], outs[:nc], carry_vals):
-        b.memcpy(dst, src, nbytes(v))
-    tmp = _carry_scratch(fx, carry_vals)
+        if src != dst:
+            b.memcpy(dst, src, nbytes(v))
+    fn = fx.cg.function_for(body, tuple((c, c) for c in range(nc)), frozenset(range(nc)))
+    bfn = fx.cg.fns[id(body)]
+    direct = set(bfn.plan.donated) | set(bfn.keep)
+    tmp = [outs[c] if c in direct else fx.scratch(nbytes(v)) for c, v in enumerate(carry_vals)]
     xs, ys = node.inputs[nc:], node.outputs[nc:]
     with b.loop(length, "st") as t:
         tt = b.op(f"sub i64 {length - 1}, {t}", "i") if reverse else t
         x_ptrs = [b.gep("i8", p, b.mul(tt, nbytes(v) // max(length, 1))) for p, v in zip(ins[nc:], xs)]
         y_ptrs = [b.gep("i8", p, b.mul(tt, nbytes(v) // max(length, 1))) for p, v in zip(outs[nc:], ys)]
-        _call(fx, node.attrs["body"], list(outs[:nc]) + x_ptrs, tmp + y_ptrs)
-        for src, dst, v in zip(tmp, outs[:nc], carry_vals):
-            b.memcpy(dst, src, nbytes(v))
+        _call(fx, body, list(outs[:nc]) + x_ptrs, tmp + y_ptrs, fn)
+        for c, (src, dst, v) in enumerate(zip(tmp, outs[:nc], carry_vals)):
+            if c not in direct:
+                b.memcpy(dst, src, nbytes(v))
 
 
 def _inline(attr: str):
