@@ -106,7 +106,7 @@ def test_sink_updates_parameters_in_place_on_llvm():
     assert len(compiled.executable.donated) == len(compiled.traced.updated)
 
 
-@pytest.mark.filterwarnings("ignore:Model: the train step was compiled again")
+@pytest.mark.filterwarnings("ignore:Model. the train step was compiled again")
 def test_partial_last_batch_runs_as_a_second_scan():
     _, ref, _ = trained(False, 1, dataset=data(36))
     _, net, log = trained(True, 1, dataset=data(36))
