@@ -38,8 +38,9 @@ def np_conv_transpose(x, w, b, stride, dilation, crop, group=1):
         g = c // ipg
         for ki in range(kh):
             for kj in range(kw):
-                full[:, g * opg:(g + 1) * opg, ki * d:ki * d + (h - 1) * s + 1:s, kj * d:kj * d + (wd - 1) * s + 1:s] += \
-                    x[:, c][:, None] * w[c, :, ki, kj][None, :, None, None]
+                rows = slice(ki * d, ki * d + (h - 1) * s + 1, s)
+                cols = slice(kj * d, kj * d + (wd - 1) * s + 1, s)
+                full[:, g * opg:(g + 1) * opg, rows, cols] += x[:, c][:, None] * w[c, :, ki, kj][None, :, None, None]
     t, bt, l, r = crop
     out = full[:, :, t:full.shape[2] - bt, l:full.shape[3] - r]
     return out + (0 if b is None else b[None, :, None, None])

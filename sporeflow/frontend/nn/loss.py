@@ -158,5 +158,5 @@ class HuberLoss(LossBase):
         return self.get_loss(F.select(F.less(d, self.delta), quad, lin))
 
 
-__all__ = ["LossBase", "BCELoss", "KLDivLoss", "HuberLoss", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
-           "SmoothL1Loss", "BCEWithLogitsLoss"]
+__all__ = ["LossBase", "BCELoss", "KLDivLoss", "HuberLoss", "SoftmaxCrossEntropyWithLogits", "CrossEntropyLoss",
+           "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "BCEWithLogitsLoss"]
