@@ -10,6 +10,8 @@ import numpy as np
 
 import sporeflow as sf
 
+from surface_util import numeric_grad
+
 BACKENDS = ("eager", "interp", "llvm")
 
 
@@ -49,22 +51,10 @@ def check_layer(net, ref: Callable, *inputs, grad_inputs: Sequence[int] = (0,), 
     def total(vals: dict, xs: list) -> float:
         return float(sum((np.asarray(o) * c).sum() for o, c in zip(_leaves(ref(vals, *xs)), cots)))
 
-    def fd(get, set_, eps=1e-6):
-        x = get()
-        g = np.zeros_like(x)
-        for k in np.ndindex(x.shape):
-            old = x[k]
-            x[k] = old + eps
-            hi = set_(x)
-            x[k] = old - eps
-            lo = set_(x)
-            x[k] = old
-            g[k] = (hi - lo) / (2 * eps)
-        return g
-
     xs = [None if a is None or isinstance(a, sf.Tensor) else np.asarray(a, np.float64).copy() for a in inputs]
-    want_gx = [fd(lambda i=i: xs[i], lambda v: total(pvals, xs)) for i in grad_inputs]
-    want_gp = [fd(lambda n=n: pvals[n], lambda v: total(pvals, xs)) for n in names]
+    want_gx = [numeric_grad(lambda v: total(pvals, v), xs, i) for i in grad_inputs]     # perturbs xs[i] in place
+    plist = [pvals[n] for n in names]
+    want_gp = [numeric_grad(lambda v: total(dict(zip(names, v)), xs), plist, j) for j in range(len(names))]
 
     def loss(*ts):
         outs = _leaves(net(*ts))

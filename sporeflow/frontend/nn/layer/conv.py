@@ -31,33 +31,42 @@ def _check_nchw(data_format: str, who: str) -> None:
         raise ValueError(f"{who}: data_format {data_format!r} is not supported yet; only 'NCHW' is")
 
 
+def _conv_init(weight_init, bias_init, shape, fan_in: int, out: int, has_bias: bool, dtype):
+    w = Parameter(initializer(HeUniform(math.sqrt(5)) if weight_init is None else weight_init, shape, dtype),
+                  name="weight")
+    b = None
+    if has_bias:
+        b = Parameter(initializer(Uniform(1 / math.sqrt(fan_in)) if bias_init is None else bias_init, (out,), dtype),
+                      name="bias")
+    return w, b
+
+
+def _check_conv_args(who: str, pad_mode: str, padding, in_channels: int, out_channels: int, group: int) -> str:
+    pad_mode = pad_mode.lower()
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"{who}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
+    if pad_mode != "pad" and padding not in (0, (0, 0), (0, 0, 0, 0)):
+        raise ValueError(f"{who}: padding={padding} needs pad_mode='pad' (pad_mode is {pad_mode!r})")
+    if in_channels % group or out_channels % group:
+        raise ValueError(f"{who}: in_channels {in_channels} and out_channels {out_channels} must be divisible by "
+                         f"group {group}")
+    return pad_mode
+
+
 class Conv2d(Cell):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, pad_mode: str = "same",
                  padding=0, dilation=1, group: int = 1, has_bias: bool = False, weight_init=None, bias_init=None,
                  data_format: str = "NCHW", dtype=D.float32):
         super().__init__()
         _check_nchw(data_format, "Conv2d")
-        pad_mode = pad_mode.lower()
-        if pad_mode not in _PAD_MODES:
-            raise ValueError(f"Conv2d: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-        if pad_mode != "pad" and padding not in (0, (0, 0), (0, 0, 0, 0)):
-            raise ValueError(f"Conv2d: padding={padding} needs pad_mode='pad' (pad_mode is {pad_mode!r})")
-        if in_channels % group or out_channels % group:
-            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must be "
-                             f"divisible by group {group}")
+        pad_mode = _check_conv_args("Conv2d", pad_mode, padding, in_channels, out_channels, group)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size, "kernel_size"), _pair(stride, "stride"), \
             _pair(dilation, "dilation")
         self.pad_mode, self.padding, self.group, self.has_bias = pad_mode, padding, int(group), has_bias
         shape = (out_channels, in_channels // group) + self.kernel_size
-        if weight_init is None:
-            weight_init = HeUniform(math.sqrt(5))
-        self.weight = Parameter(initializer(weight_init, shape, dtype), name="weight")
-        self.bias = None
-        if has_bias:
-            if bias_init is None:
-                bias_init = Uniform(1 / math.sqrt(shape[1] * shape[2] * shape[3]))
-            self.bias = Parameter(initializer(bias_init, (out_channels,), dtype), name="bias")
+        self.weight, self.bias = _conv_init(weight_init, bias_init, shape, shape[1] * shape[2] * shape[3],
+                                            out_channels, has_bias, dtype)
 
     def construct(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -108,28 +117,6 @@ class AvgPool2d(_Pool):
 
     def construct(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, pad_mode=self.pad_mode)
-
-
-def _conv_init(weight_init, bias_init, shape, fan_in: int, out: int, has_bias: bool, dtype):
-    w = Parameter(initializer(HeUniform(math.sqrt(5)) if weight_init is None else weight_init, shape, dtype),
-                  name="weight")
-    b = None
-    if has_bias:
-        b = Parameter(initializer(Uniform(1 / math.sqrt(fan_in)) if bias_init is None else bias_init, (out,), dtype),
-                      name="bias")
-    return w, b
-
-
-def _check_conv_args(who: str, pad_mode: str, padding, in_channels: int, out_channels: int, group: int) -> str:
-    pad_mode = pad_mode.lower()
-    if pad_mode not in _PAD_MODES:
-        raise ValueError(f"{who}: pad_mode must be one of {_PAD_MODES}, got {pad_mode!r}")
-    if pad_mode != "pad" and padding not in (0, (0, 0), (0, 0, 0, 0)):
-        raise ValueError(f"{who}: padding={padding} needs pad_mode='pad' (pad_mode is {pad_mode!r})")
-    if in_channels % group or out_channels % group:
-        raise ValueError(f"{who}: in_channels {in_channels} and out_channels {out_channels} must be divisible by "
-                         f"group {group}")
-    return pad_mode
 
 
 class Conv1d(Cell):
