@@ -11,7 +11,8 @@ _DEVICE_TO_BACKEND = {"CPU": "llvm", "GPU": "cuda", "INTERP": "interp"}
 
 _CONTEXT: dict[str, Any] = {
     "mode": PYNATIVE_MODE,
-    "device_target": "INTERP",   # the interpreter until a native backend is asked for
+    "device_target": "CPU",      # compiled (LLVM), as MindSpore defaults to CPU on a CPU machine;
+                                 # "INTERP" / backend="interp" selects the numpy oracle
     "backend": None,             # explicit override of the default backend ("interp", "llvm", "cuda")
     "save_graphs": False,
     "save_graphs_path": "./sporeflow_ir",
