@@ -6,7 +6,7 @@ new pass manager at O3 with the vectorizers on, `tm.emit_object` -> bytes -> MCJ
 a cached run executes exactly the code a fresh compile would.
 
 Cache: SPOREFLOW_CACHE_DIR (default ~/.cache/sporeflow)/llvm/<sha256>.obj, keyed on the IR
-text, target triple, cpu name and features, opt level, llvmlite and codegen versions. Each file
+text, target triple, the target of hostcpu.py (cpu name, features, vector width), opt level, llvmlite and codegen versions. Each file
 is MAGIC + sha256(payload) + payload, written atomically (temp file + os.replace); a file
 whose checksum does not match (truncated, corrupted) is deleted and rebuilt, never loaded.
 A fresh TargetMachine is made per engine (MCJIT takes ownership of it; sharing one between
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import llvmlite
 import llvmlite.binding as llvm
+
+from . import hostcpu
 
 CODEGEN_VERSION = "sporeflow-llvm-3"
 OPT_LEVEL = 3
@@ -60,15 +62,16 @@ def _add_runtime_symbols() -> None:
 
 def host_tm(jit: bool = True):
     _init()
+    cpu = hostcpu.host()
     target = llvm.Target.from_triple(llvm.get_process_triple())
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+    return target.create_target_machine(cpu=cpu.name, features=cpu.features,
                                         opt=OPT_LEVEL, reloc="pic",
                                         codemodel="default", jit=jit)
 
 
 def target_id() -> str:
     _init()
-    return "|".join([llvm.get_process_triple(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten(),
+    return "|".join([llvm.get_process_triple(), hostcpu.host().key(),
                      f"O{OPT_LEVEL}", llvmlite.__version__, CODEGEN_VERSION])
 
 
