@@ -193,3 +193,43 @@ def test_keyboard_interrupt_leaves_params_at_a_completed_sink(tmp_path):
     save_checkpoint(net, path)
     loaded = load_checkpoint(path)
     assert all(np.array_equal(loaded[k].asnumpy(), v) for k, v in got.items())
+
+
+def _acc_run(batch, sink=False, n=256, **kw):
+    sf.set_seed(0)
+    net = nn.SequentialCell(nn.Dense(8, 16), nn.ReLU(), nn.Dense(16, 3))
+    opt = nn.Momentum(net.trainable_params(), 0.1, 0.9)
+    model = Model(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"), opt, **kw)
+    r = np.random.default_rng(1)
+    big = ds.NumpySlicesDataset({"x": r.standard_normal((256, 8)).astype(np.float32),
+                                 "y": r.integers(0, 3, 256).astype(np.int32)}, shuffle=False).take(n)
+    steps = []
+    model.train(1, big.batch(batch), dataset_sink_mode=sink,
+                callbacks=[LambdaCallback(on_train_step_end=lambda rc: steps.append(rc.original_args().cur_step_num))])
+    return net, opt, steps
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_grad_accumulation_4x32_equals_one_step_on_128(backend):
+    sf.set_context(backend=backend)
+    ref, ref_opt, _ = _acc_run(128)
+    acc, acc_opt, steps = _acc_run(32, grad_accumulation=4)
+    sunk, _, sunk_steps = _acc_run(32, sink=True, grad_accumulation=4)
+    assert int(acc_opt.global_step.asnumpy()[0]) == int(ref_opt.global_step.asnumpy()[0]) == 2
+    assert steps == [1, 2] and sunk_steps == [2]
+    for p, q, s in zip(ref.trainable_params(), acc.trainable_params(), sunk.trainable_params()):
+        np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-5, atol=1e-6)
+        assert np.array_equal(q.asnumpy(), s.asnumpy())
+
+
+def test_grad_accumulation_updates_only_every_4th_micro_batch():
+    net0, opt, steps = _acc_run(32, n=32 * 7, grad_accumulation=4)     # 7 micro-batches: 1 update, 3 dropped
+    assert int(opt.global_step.asnumpy()[0]) == 1 and steps == [1]
+    four, _, _ = _acc_run(32, n=32 * 4, grad_accumulation=4)
+    assert all(np.array_equal(p.asnumpy(), q.asnumpy()) for p, q in zip(net0.trainable_params(),
+                                                                         four.trainable_params()))
+    cell = nn.GradAccumulationCell(nn.WithLossCell(nn.Dense(8, 3), nn.MSELoss()), 4)
+    x, y = sf.Tensor(X[:8]), sf.Tensor(np.zeros((8, 3), np.float32))
+    np.testing.assert_allclose(cell(x, y).asnumpy(), cell.network(x, y).asnumpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="micro_size=4"):
+        cell(sf.Tensor(X[:6]), sf.Tensor(np.zeros((6, 3), np.float32)))

@@ -74,7 +74,12 @@ class Model:
 
     # -- networks ---------------------------------------------------------------------------------
     def _build_train_network(self) -> Cell:
-        from ..frontend.nn.wrap import TrainOneStepCell, WithLossCell
+        from ..frontend.nn.wrap import GradAccumulationCell, TrainOneStepCell, WithLossCell
+        if self._grad_accumulation > 1:
+            if self._amp_level != "O0" or self._amp_kwargs:
+                raise ValueError("Model: grad_accumulation does not combine with amp_level/loss_scale_manager yet")
+            acc = GradAccumulationCell(WithLossCell(self._network, self._loss_fn), self._grad_accumulation)
+            return TrainOneStepCell(acc, self._optimizer)
         if self._optimizer is not None and (self._amp_level != "O0" or self._amp_kwargs):
             return build_train_network(self._network, self._optimizer, self._loss_fn, level=self._amp_level,
                                        boost_level=self._boost_level, **self._amp_kwargs)
