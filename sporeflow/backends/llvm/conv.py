@@ -16,16 +16,27 @@ A 1x1 convolution with stride 1 and no padding reads x directly (cols is x[n]).
 from __future__ import annotations
 
 from .irgen import BYTES, FnBuilder, compute_ty
-from .gemm import single_threaded_blas
+from .gemm import narrow_into, single_threaded_blas, widened
 from .parallel import emit_parallel_for, gomp_available, team_size
 from .kernels_nn import blas_available, emit_gemm, lower_conv2d as lower_conv2d_loops
 
 
 def lower_conv2d(fx, node, ins, outs) -> None:
-    b, (x, w), out = fx.b, node.inputs, node.outputs[0]
-    cty = compute_ty(x.dtype)
-    if x.dtype.name not in ("float32", "float64") or not blas_available() or out.type.size == 0:
+    """float32/float64 as im2col + BLAS; float16/bfloat16 the same on float32 copies, rounded
+    once at the end (the interpreter's rule, as matmul in gemm.py); others: the loop nest."""
+    (x, w), out = node.inputs, node.outputs[0]
+    half = x.dtype.is_half and w.dtype is x.dtype
+    if not (x.dtype.name in ("float32", "float64") or half) or not blas_available() or out.type.size == 0:
         return lower_conv2d_loops(fx, node, ins, outs)
+    if not half:
+        return _conv_blas(fx, node, ins, outs, compute_ty(x.dtype))
+    c32 = fx.scratch(out.type.size * 4)
+    _conv_blas(fx, node, [widened(fx, ins[0], x), widened(fx, ins[1], w)], [c32], "float")
+    narrow_into(fx, c32, outs[0], out)
+
+
+def _conv_blas(fx, node, ins, outs, cty: str) -> None:
+    b, (x, w), out = fx.b, node.inputs, node.outputs[0]
     s, p, d, g = node.attrs["stride"], node.attrs["padding"], node.attrs["dilation"], node.attrs["groups"]
     N, C, H, W = x.shape
     O, CG, KH, KW = w.shape

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from .irgen import FnBuilder, compute_ty
+from .kernels_elem import load_c, store_c
 from .kernels_nn import blas_available, emit_gemm, expose_openblas, lower_matmul as lower_matmul_generic
 from .parallel import emit_parallel_for, gomp_available
 
@@ -93,22 +94,46 @@ def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: in
     restore()
 
 
+def widened(fx, ptr: str, v) -> str:
+    """A float32 scratch copy of a half-type buffer (one vectorizable fpext loop)."""
+    dst = fx.scratch(v.type.size * 4)
+    with fx.b.loop(v.type.size, "h") as i:
+        fx.b.store("float", load_c(fx.b, ptr, v.dtype, i), dst, i)
+    return dst
+
+
+def narrow_into(fx, src: str, dst: str, v) -> None:
+    """dst (v's half type) = float32 src rounded once (one vectorizable loop)."""
+    with fx.b.loop(v.type.size, "h") as i:
+        store_c(fx.b, fx.b.load("float", src, i), dst, v.dtype, i)
+
+
 def lower_matmul(fx, node, ins, outs) -> None:
-    """Batched float32/float64 products through emit_gemm_blocks; others: kernels_nn."""
+    """Batched float32/float64 products through emit_gemm_blocks, float16/bfloat16 ones on
+    float32 copies rounded once at the end (the interpreter's rule); others: kernels_nn."""
     x, y = node.inputs
     out = node.outputs[0]
-    if x.dtype.name not in ("float32", "float64") or not blas_available() or out.type.size == 0:
+    half = x.dtype.is_half and y.dtype is x.dtype
+    if not (x.dtype.name in ("float32", "float64") or half) or not blas_available() or out.type.size == 0:
         return lower_matmul_generic(fx, node, ins, outs)
     ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
     m, n = out.shape[-2:]
     k = x.shape[-1] if not ta else x.shape[-2]
     if k == 0:
         return lower_matmul_generic(fx, node, ins, outs)
+    if half:
+        c32 = fx.scratch(out.type.size * 4)
+        _matmul_f32(fx, [widened(fx, ins[0], x), widened(fx, ins[1], y)], c32, "float", out, m, n, k, ta, tb)
+        narrow_into(fx, c32, outs[0], out)
+        return None
+    return _matmul_f32(fx, ins, outs[0], compute_ty(x.dtype), out, m, n, k, ta, tb)
+
+
+def _matmul_f32(fx, ins, c: str, ty: str, out, m: int, n: int, k: int, ta: bool, tb: bool) -> None:
     batch = int(np.prod(out.shape[:-2], dtype=np.int64))
-    ty = compute_ty(x.dtype)
     b = fx.b
     if batch == 1:
-        return emit_gemm_blocks(fx, ty, ins[0], ins[1], outs[0], m, n, k, ta, tb)
+        return emit_gemm_blocks(fx, ty, ins[0], ins[1], c, m, n, k, ta, tb)
     restore = single_threaded_blas(b)
 
     def body(kb: FnBuilder, p: list[str], start: str, end: str) -> None:   # products [start, end)
@@ -116,7 +141,7 @@ def lower_matmul(fx, node, ins, outs) -> None:
             emit_gemm(kb, ty, kb.gep(ty, p[0], kb.mul(bi, m * k)), kb.gep(ty, p[1], kb.mul(bi, k * n)),
                       kb.gep(ty, p[2], kb.mul(bi, m * n)), m, n, k, ta, tb)
     work = batch * m * n * k if batch * m * n * k >= GEMM_PARALLEL_MACS else 0
-    emit_parallel_for(fx, "bmm", list(ins) + [outs[0]], batch, body, work)
+    emit_parallel_for(fx, "bmm", list(ins) + [c], batch, body, work)
     restore()
 
 
