@@ -14,6 +14,8 @@ from sporeflow.dataset import NumpySlicesDataset, load_digits_split
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 from train_digits import DigitsCNN  # noqa: E402
 
+EPOCHS, BATCH, LR = 6, 128, 0.03
+
 
 @pytest.mark.parametrize("dtype", [sf.float16, sf.bfloat16])
 def test_half_matmul_and_conv_use_blas_and_match_the_interpreter(dtype):
@@ -36,13 +38,13 @@ def test_half_matmul_and_conv_use_blas_and_match_the_interpreter(dtype):
         np.testing.assert_allclose(g32, r32, rtol=2 * (2.0 ** -10 if dtype is sf.float16 else 2.0 ** -7), atol=1e-3)
 
 
-def _train_digits(level: str, dtype, epochs: int = 10) -> float:
+def _train_digits(level: str, dtype, epochs: int = EPOCHS, batch: int = BATCH, lr: float = LR) -> float:
     sf.set_context(mode=sf.GRAPH_MODE, device_target="CPU")
     sf.set_seed(1)
     (xtr, ytr), (xte, yte) = load_digits_split(test_fraction=0.2, seed=1)
-    train = NumpySlicesDataset({"image": xtr, "label": ytr}, shuffle=False).batch(64, drop_remainder=True)
+    train = NumpySlicesDataset({"image": xtr, "label": ytr}, shuffle=False).batch(batch, drop_remainder=True)
     net = DigitsCNN()
-    opt = nn.Adam(net.trainable_params(), learning_rate=0.01)
+    opt = nn.Adam(net.trainable_params(), learning_rate=lr)
     loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
     kwargs = {} if level == "O0" else {"cast_model_type": dtype,
                                        "loss_scale_manager": amp.DynamicLossScaleManager(2 ** 12, 2, 100)}
