@@ -4,6 +4,7 @@ measured in the same run, printed as a table of medians and ratios.
     python3 bench/run.py                 # everything, < 10 minutes
     python3 bench/run.py --quick         # fewer blocks (a smoke run)
     python3 bench/run.py --only chain,gemm
+    python3 bench/run.py --no-roofs      # skip measuring the FMA / memory roofs (~2 s)
 
 Peers are never dependencies: if jax/torch are not importable here, the runner re-executes
 itself with the interpreter named by $SPOREFLOW_PEERS_PYTHON (a venv made with
@@ -33,10 +34,12 @@ import numpy as np  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+import roofs  # noqa: E402
 import workloads as W  # noqa: E402
 from workloads import Unavailable  # noqa: E402
 
 QUICK = False
+ROOFS: dict[str, float] = {}     # "flop": FMA GFLOP/s, "byte": copy GB/s, measured in main()
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Row:
     unit: str = ""
     first_s: float | None = None     # first call (compile) seconds
     note: str = ""
+    roof: float | None = None        # fraction of the machine's measured roof (FMA or memory)
 
 
 def timeit(fn, sync=lambda r: r, block_s=0.08, blocks=9, budget_s=8.0):
@@ -76,14 +80,18 @@ def timeit(fn, sync=lambda r: r, block_s=0.08, blocks=9, budget_s=8.0):
     return statistics.median(times), first
 
 
-def measure(rows, workload, framework, build, metric, unit):
-    """Run `build()` -> (fn, sync); metric(seconds) -> value. Unavailable -> an n/a row."""
+def measure(rows, workload, framework, build, metric, unit, work=None):
+    """Run `build()` -> (fn, sync); metric(seconds) -> value. Unavailable -> an n/a row.
+    work = ("flop" | "byte", amount per call) gives the roof fraction."""
     try:
         fn, sync = build()
         if sync is _jax_sync:   # XLA:CPU may run independent calls concurrently: wait for each
             fn, sync = (lambda f=fn: _jax_sync(f())), _nosync
         t, first = timeit(fn, sync)
-        rows.append(Row(workload, framework, t * 1e3, metric(t), unit, first))
+        roof = None
+        if work and ROOFS.get(work[0]):
+            roof = work[1] / t / 1e9 / ROOFS[work[0]]
+        rows.append(Row(workload, framework, t * 1e3, metric(t), unit, first, roof=roof))
     except Unavailable as e:
         rows.append(Row(workload, framework, note=f"n/a ({e})"))
     except Exception as e:  # a failure is reported, not hidden, and the run goes on
@@ -106,7 +114,7 @@ def bench_chain(rows):
         x, a, b = (rng.standard_normal(n).astype(np.float32) * s for s in (3, 1, 1))
         name = f"chain gelu*sigmoid {n >> 20}M"
         gbs = (lambda t, n=n: 16 * n / t / 1e9)
-        measure(rows, name, "numpy", lambda: ((lambda: W.np_chain(x, a, b)), _nosync), gbs, "GB/s")
+        measure(rows, name, "numpy", lambda: ((lambda: W.np_chain(x, a, b)), _nosync), gbs, "GB/s", ("byte", 16 * n))
 
         def sf_build():
             be = W.sf_backend()
@@ -114,21 +122,21 @@ def bench_chain(rows):
             f = sf.jit(lambda x, a, b: ops.gelu(x * a + b, approximate="tanh") * ops.sigmoid(x), backend=be)
             tx, ta, tb = sf.Tensor(x), sf.Tensor(a), sf.Tensor(b)
             return (lambda: f(tx, ta, tb)), _nosync
-        measure(rows, name, "sporeflow", sf_build, gbs, "GB/s")
+        measure(rows, name, "sporeflow", sf_build, gbs, "GB/s", ("byte", 16 * n))
 
         def jax_build():
             jax, jnp = W.jax_mod()
             f = jax.jit(lambda x, a, b: jax.nn.gelu(x * a + b, approximate=True) * jax.nn.sigmoid(x))
             jx, ja, jb = (jnp.asarray(v) for v in (x, a, b))
             return (lambda: f(jx, ja, jb)), _jax_sync
-        measure(rows, name, "jax", jax_build, gbs, "GB/s")
+        measure(rows, name, "jax", jax_build, gbs, "GB/s", ("byte", 16 * n))
 
         def torch_build():
             torch = W.torch_mod()
             tx, ta, tb = (torch.from_numpy(v) for v in (x, a, b))
             F = torch.nn.functional
             return (lambda: F.gelu(tx * ta + tb, approximate="tanh") * torch.sigmoid(tx)), _nosync
-        measure(rows, name, "torch", torch_build, gbs, "GB/s")
+        measure(rows, name, "torch", torch_build, gbs, "GB/s", ("byte", 16 * n))
 
 
 def bench_reductions(rows):
@@ -138,7 +146,7 @@ def bench_reductions(rows):
              ("sum axis 1 4096^2", 4, lambda a: a.sum(1), "sum1")]
     for name, bpe, np_fn, kind in cases:
         gbs = (lambda t, bpe=bpe: bpe * x.size / t / 1e9)
-        measure(rows, name, "numpy", lambda np_fn=np_fn: ((lambda: np_fn(x)), _nosync), gbs, "GB/s")
+        measure(rows, name, "numpy", lambda np_fn=np_fn: ((lambda: np_fn(x)), _nosync), gbs, "GB/s", ("byte", bpe * x.size))
 
         def sf_build(kind=kind):
             be = W.sf_backend()
@@ -147,7 +155,7 @@ def bench_reductions(rows):
                   "sum1": lambda a: ops.sum(a, 1)}[kind]
             f, tx = sf.jit(fn, backend=be), sf.Tensor(x)
             return (lambda: f(tx)), _nosync
-        measure(rows, name, "sporeflow", sf_build, gbs, "GB/s")
+        measure(rows, name, "sporeflow", sf_build, gbs, "GB/s", ("byte", bpe * x.size))
 
         def jax_build(kind=kind):
             jax, jnp = W.jax_mod()
@@ -155,14 +163,14 @@ def bench_reductions(rows):
                   "sum1": lambda a: a.sum(1)}[kind]
             f, jx = jax.jit(fn), jnp.asarray(x)
             return (lambda: f(jx)), _jax_sync
-        measure(rows, name, "jax", jax_build, gbs, "GB/s")
+        measure(rows, name, "jax", jax_build, gbs, "GB/s", ("byte", bpe * x.size))
 
         def torch_build(kind=kind):
             torch = W.torch_mod()
             tx = torch.from_numpy(x)
             fn = {"softmax": lambda: torch.softmax(tx, -1), "sum0": lambda: tx.sum(0), "sum1": lambda: tx.sum(1)}[kind]
             return fn, _nosync
-        measure(rows, name, "torch", torch_build, gbs, "GB/s")
+        measure(rows, name, "torch", torch_build, gbs, "GB/s", ("byte", bpe * x.size))
 
 
 def bench_gemm(rows):
@@ -170,36 +178,36 @@ def bench_gemm(rows):
         rng = np.random.default_rng(0)
         a, b = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
         name, gf = f"GEMM {n}^3", (lambda t, n=n: 2 * n ** 3 / t / 1e9)
-        measure(rows, name, "numpy", lambda: ((lambda: a @ b), _nosync), gf, "GFLOP/s")
+        measure(rows, name, "numpy", lambda: ((lambda: a @ b), _nosync), gf, "GFLOP/s", ("flop", 2 * n ** 3))
 
         def sf_build():
             be = W.sf_backend()
             sf, ops, *_ = W.sf_models()
             f, ta, tb = sf.jit(lambda p, q: ops.matmul(p, q), backend=be), sf.Tensor(a), sf.Tensor(b)
             return (lambda: f(ta, tb)), _nosync
-        measure(rows, name, "sporeflow", sf_build, gf, "GFLOP/s")
+        measure(rows, name, "sporeflow", sf_build, gf, "GFLOP/s", ("flop", 2 * n ** 3))
 
         def jax_build():
             jax, jnp = W.jax_mod()
             f, ja, jb = jax.jit(lambda p, q: p @ q), jnp.asarray(a), jnp.asarray(b)
             return (lambda: f(ja, jb)), _jax_sync
-        measure(rows, name, "jax", jax_build, gf, "GFLOP/s")
+        measure(rows, name, "jax", jax_build, gf, "GFLOP/s", ("flop", 2 * n ** 3))
 
         def torch_build():
             torch = W.torch_mod()
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             return (lambda: ta @ tb), _nosync
-        measure(rows, name, "torch", torch_build, gf, "GFLOP/s")
+        measure(rows, name, "torch", torch_build, gf, "GFLOP/s", ("flop", 2 * n ** 3))
 
 
-def _train(rows, name, np_params_fn, shape, n, np_step, sf_logits_name, jax_logits, torch_model):
+def _train(rows, name, np_params_fn, shape, n, np_step, sf_logits_name, jax_logits, torch_model, work=None):
     x, y = W.batch(n, shape)
     steps = lambda t: 1.0 / t  # noqa: E731
 
     def np_build():
         ps, vs = [p.copy() for p in np_params_fn()], [np.zeros_like(p) for p in np_params_fn()]
         return (lambda: np_step(ps, vs, x, y)), _nosync
-    measure(rows, name, "numpy", np_build, steps, "steps/s")
+    measure(rows, name, "numpy", np_build, steps, "steps/s", work)
 
     def sf_build():
         be = W.sf_backend()
@@ -207,7 +215,7 @@ def _train(rows, name, np_params_fn, shape, n, np_step, sf_logits_name, jax_logi
         f = train_step(mlp_logits if sf_logits_name == "mlp" else lenet_logits, np_params_fn(), be)
         tx, ty = sf.Tensor(x), sf.Tensor(y)
         return (lambda: f(tx, ty)), _nosync
-    measure(rows, name, "sporeflow", sf_build, steps, "steps/s")
+    measure(rows, name, "sporeflow", sf_build, steps, "steps/s", work)
 
     def jax_build():
         jax, jnp = W.jax_mod()
@@ -219,18 +227,22 @@ def _train(rows, name, np_params_fn, shape, n, np_step, sf_logits_name, jax_logi
             state["p"], state["v"], loss = step(state["p"], state["v"], jx, jy)
             return loss
         return run, _jax_sync
-    measure(rows, name, "jax", jax_build, steps, "steps/s")
+    measure(rows, name, "jax", jax_build, steps, "steps/s", work)
 
     def torch_build():
         torch = W.torch_mod()
         ps, logits = torch_model(torch, np_params_fn())
         return W.torch_train_step(torch, ps, logits, torch.from_numpy(x), torch.from_numpy(y)), _nosync
-    measure(rows, name, "torch", torch_build, steps, "steps/s")
+    measure(rows, name, "torch", torch_build, steps, "steps/s", work)
+
+
+MLP_STEP_FLOP = 2 * 128 * (784 * 512 + 512 * 512 + 512 * 10) * 3 - 2 * 128 * 784 * 512   # fwd + bwd, no dx
 
 
 def bench_train(rows):
     _train(rows, "MLP train step b128", W.mlp_params, (784,), 128, W.np_mlp_step, "mlp",
-           lambda jax, jnp: (lambda ps, x: W.jax_mlp_logits(jnp, ps, x)), W.torch_mlp)
+           lambda jax, jnp: (lambda ps, x: W.jax_mlp_logits(jnp, ps, x)), W.torch_mlp,
+           ("flop", MLP_STEP_FLOP))
     _train(rows, "LeNet-5 train step b64", W.lenet_params, (1, 32, 32), 64, W.np_lenet_step, "lenet",
            lambda jax, jnp: (lambda ps, x: W.jax_lenet_logits(jax, jnp, ps, x)), W.torch_lenet)
 
@@ -339,11 +351,11 @@ def table(rows: list[Row]) -> str:
     """Markdown: one line per (workload, framework); `sf ×` = how many times faster sporeflow is
     than that framework (time ratio; > 1 means sporeflow wins)."""
     sf_ms = {r.workload: r.ms for r in rows if r.framework == "sporeflow" and r.ms is not None}
-    out = ["| workload | framework | median ms | rate | first call s | sporeflow × | note |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| workload | framework | median ms | rate | roof | first call s | sporeflow × | note |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.ms is None:
-            out.append(f"| {r.workload} | {r.framework} | | | | | {r.note} |")
+            out.append(f"| {r.workload} | {r.framework} | | | | | | {r.note} |")
             continue
         ratio = ""
         s = sf_ms.get(r.workload)
@@ -351,7 +363,8 @@ def table(rows: list[Row]) -> str:
             ratio = f"{r.ms / s:.2f}"
         rate = f"{r.value:.4g} {r.unit}" if r.unit != "s" else f"{r.value:.3f} s"
         first = f"{r.first_s:.3f}" if r.first_s is not None else ""
-        out.append(f"| {r.workload} | {r.framework} | {r.ms:.3f} | {rate} | {first} | {ratio} | {r.note} |")
+        roof = f"{100 * r.roof:.0f}%" if r.roof is not None else ""
+        out.append(f"| {r.workload} | {r.framework} | {r.ms:.3f} | {rate} | {roof} | {first} | {ratio} | {r.note} |")
     return "\n".join(out)
 
 
@@ -369,6 +382,14 @@ def _maybe_reexec() -> None:
         os.execv(peers, [peers] + sys.argv)
 
 
+def _codegen_target() -> str:
+    try:
+        from sporeflow.backends.llvm import hostcpu
+        return hostcpu.host().describe()
+    except Exception as e:
+        return f"llvm target unknown ({type(e).__name__})"
+
+
 def _load() -> float:
     return os.getloadavg()[0]
 
@@ -379,6 +400,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated: " + ",".join(SUITES))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", default="", help="also write the rows to this file")
+    ap.add_argument("--no-roofs", action="store_true", help="skip measuring the FMA and memory roofs")
     args = ap.parse_args(argv)
     QUICK = args.quick
     _maybe_reexec()
@@ -386,6 +408,17 @@ def main(argv=None) -> int:
     t0, rows = time.perf_counter(), []
     print(f"# sporeflow bench: python {sys.version.split()[0]}, numpy {np.__version__}, load {_load():.2f}, "
           f"threads 2", flush=True)
+    print(f"# CPU: {roofs.cpu_model()}, {os.cpu_count()} cores; code: {_codegen_target()}", flush=True)
+    if not args.no_roofs:
+        try:
+            ROOFS["flop"] = roofs.fma_gflops()
+        except Exception as e:   # no LLVM: GFLOP/s rows get no roof fraction
+            print(f"# FMA roof not measured ({type(e).__name__}: {str(e)[:60]})")
+        copy, read = roofs.memory_gbs()
+        ROOFS["byte"] = max(copy, read)
+        fma = f"{ROOFS['flop']:.1f} GFLOP/s FP32 FMA, " if "flop" in ROOFS else ""
+        print(f"# roofs (measured now, 'roof' column = fraction of these): {fma}memory {ROOFS['byte']:.1f} GB/s "
+              f"(copy {copy:.1f}, read {read:.1f})", flush=True)
     for s in names:
         n0 = len(rows)
         SUITES[s](rows)
