@@ -20,6 +20,7 @@ _CONTEXT: dict[str, Any] = {
     "opt_level": 2,
     "verify_each_pass": False,
     "jit_explain": False,
+    "pipeline": None,            # pass names every jit runs instead of its backend's default
 }
 
 

@@ -18,9 +18,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def _reset_context():
     """Each test starts in PYNATIVE mode with the interpreter as default backend."""
     import sporeflow as sf
-    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False)
+    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None)
     yield
-    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False)
+    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None)
 
 
 @pytest.fixture

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""The IR tool: look at what sporeflow compiles.
+"""sporeflow-ir: look at what sporeflow compiles and experiment with its passes.
 
-  ir_tool.py dump [--out DIR] SCRIPT.py [ARGS...]   run a script with save_graphs on; every
-        compiled function leaves NNNN_<name>_traced.ir and NNNN_<name>_lowered_<backend>.ir in DIR
-        (default ./sporeflow_ir); prints the files written.
-  ir_tool.py opt FILE.ir [--passes P1,P2] [--verify] [--list]   parse, run the named passes of the
-        pass manager (sporeflow/passes/manager.py; e.g. simplify, fuse) in order, print the result.
-  ir_tool.py diff A.ir B.ir [--with-loc]   structural diff: values are compared by what computes
-        them, not by their %numbers, so an inserted node shows as one line, not as a renumbering
-        of everything after it. Exit 0 when equal, 1 when different (as diff(1)).
+  dump SCRIPT.py [--out DIR] [--llvm] [--asm] [ARGS...]   run a script; every compiled function
+        leaves NNNN_<name>_traced.ir and _lowered_<backend>.ir, the graph after every pass in
+        NNNN_<name>_passes/SS_<pass>.ir, the forward/grad/vmap graphs of the transforms, and with
+        --llvm / --asm the LLVM IR (.ll) / host assembly (.s) of each executable (CUDA C, .cu,
+        always for the cuda backends). Prints the files written.
+  opt FILE.ir [--passes P1,P2] [--verify-each] [--print-after-all] [--time] [--list]   parse,
+        run the named passes in order (mlir-opt style), print the result.
+  diff A.ir B.ir [--with-loc]   structural diff: values are compared by what computes them, not by
+        their %numbers. Exit 0 when equal, 1 when different (as diff(1)).
+  view FILE.ir|SCRIPT.py [-o OUT.html] [--open]   an HTML page with an SVG drawing of the graph.
+  explain FILE.ir|SCRIPT.py   the fusion decisions: groups, rules, and why each boundary stayed.
+  bisect SCRIPT.py [--check CMD]   opt-bisect: the first pass run or rewrite that changes results.
+  stats FILE.ir|SCRIPT.py   nodes per op, fused groups, bytes/FLOPs per kernel, time per pass.
+A SCRIPT.py's traced graphs go through --passes (default: the LLVM pipeline, simplify,fuse); an
+.ir file is taken as written unless --passes is given.
 """
 from __future__ import annotations
 
@@ -19,87 +26,128 @@ import os
 import runpy
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):     # run as a file (python tools/ir_tool.py): import the package beside it
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "tools"
+    import tools  # noqa: F401
 
 
 # ---- dump -------------------------------------------------------------------------------------
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name) or "graph"
+
+
+class _Dumper:
+    """Writes the pass-by-pass graphs and the executables' code while the script runs."""
+
+    def __init__(self, out: str, llvm: bool, asm: bool):
+        self.out, self.llvm, self.asm = out, llvm, asm
+        self.seq = 0
+        self.folder: str | None = None
+        self.step = 0
+
+    def on_pass(self, stage: str, graph) -> None:
+        if stage == "trace":
+            self.folder = os.path.join(self.out, f"{self.seq:04d}_{_safe(graph.name)}_passes")
+            self.seq += 1
+            self.step = 0
+            os.makedirs(self.folder, exist_ok=True)
+        with open(os.path.join(self.folder, f"{self.step:02d}_{stage}.ir"), "w") as f:
+            f.write(str(graph))
+        self.step += 1
+
+    def on_graph(self, stage: str, payload) -> None:
+        if stage != "executable":
+            return
+        graph, backend, exe = payload
+        base = os.path.join(self.out, f"{self.seq:04d}_{_safe(graph.name)}_{backend}")
+        self.seq += 1
+        src = getattr(exe, "source", None)
+        if backend.startswith("cuda") and src:
+            _write(base + ".cu", src)
+        elif backend == "llvm":
+            if self.llvm and src:
+                _write(base + ".ll", src)
+            if self.asm:
+                _write(base + ".s", exe.asm)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def cmd_dump(args) -> int:
     import sporeflow as sf
+    from sporeflow.frontend import jit as jit_mod
+    from sporeflow.passes import manager
     out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
     os.environ["SPOREFLOW_SAVE_GRAPHS"] = "1"
     os.environ["SPOREFLOW_SAVE_GRAPHS_PATH"] = out
     sf.set_context(save_graphs=True, save_graphs_path=out)
-    before = set(os.listdir(out)) if os.path.isdir(out) else set()
+    before = set(_all_files(out))
+    dumper = _Dumper(out, args.llvm, args.asm)
+    manager.observers.append(dumper.on_pass)
+    jit_mod.graph_observers.append(dumper.on_graph)
     sys.argv = [args.script] + args.script_args
-    runpy.run_path(args.script, run_name="__main__")
-    written = sorted(set(os.listdir(out)) - before) if os.path.isdir(out) else []
-    print(f"ir_tool: {len(written)} graph file(s) in {out}", file=sys.stderr)
+    try:
+        runpy.run_path(args.script, run_name="__main__")
+    finally:
+        manager.observers.remove(dumper.on_pass)
+        jit_mod.graph_observers.remove(dumper.on_graph)
+    written = sorted(set(_all_files(out)) - before)
+    print(f"sporeflow-ir: {len(written)} file(s) in {out}", file=sys.stderr)
     for name in written:
         print(os.path.join(out, name))
     return 0 if written else 1
 
 
+def _all_files(root: str) -> list[str]:
+    return [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs]
+
+
 # ---- opt --------------------------------------------------------------------------------------
-def _builtin_passes() -> dict:
-    """Passes that can run before the pass manager exists (graph -> graph functions)."""
-    table = {}
-    try:
-        from sporeflow.passes.fusion import fuse
-        table["fuse"] = fuse
-    except ImportError:
-        pass
-    try:
-        from sporeflow.passes.autodiff import dce
-        table["dce"] = dce
-    except ImportError:
-        pass
-    return table
-
-
-def run_passes(graph, names: list[str], verify_each: bool = False):
-    """Run the named passes in order (all of them: naming a pass requires it, whatever its opt
-    level), through the pass manager when it exists."""
-    from sporeflow.errors import SporeflowError
-    from sporeflow.ir import verify
-    try:
-        from sporeflow.passes import manager
-    except ImportError:
-        manager = None
-    if manager is not None:
-        try:
-            return manager.PassManager(list(names), required=list(names), verify_each=verify_each).run(graph)
-        except SporeflowError as e:
-            if "unknown pass" in str(e):
-                raise SystemExit(f"ir_tool opt: {e}") from None
-            raise
-    table = _builtin_passes()
-    for name in names:
-        if name not in table:
-            raise SystemExit(f"ir_tool opt: unknown pass {name!r}; available: {sorted(table)}")
-        graph = table[name](graph)
-        if verify_each:
-            verify(graph)
-    return graph
-
-
 def cmd_opt(args) -> int:
-    from sporeflow.errors import IRParseError, VerifyError
+    from sporeflow.errors import IRParseError, SporeflowError, VerifyError
     from sporeflow.ir import parse, verify
+    from sporeflow.passes import manager
     if args.list:
-        from sporeflow.passes.manager import PASSES
-        for name, info in sorted(PASSES.items()):
-            print(f"{name:16s} opt level {info.opt_level}  {info.doc}")
+        for name, info in sorted(manager.PASSES.items()):
+            extra = (f"  requires {list(info.requires)}" if info.requires else "") + \
+                (f"  preserves {list(info.preserves)}" if info.preserves else "")
+            print(f"{name:16s} opt level {info.opt_level}  {info.doc}{extra}")
         return 0
+    if not args.file:
+        print("sporeflow-ir opt: give an .ir file (or --list)", file=sys.stderr)
+        return 2
+    names = [p for p in (args.passes or "").split(",") if p]
+    timings: list = []
     try:
+        for n in names:
+            manager.get_pass(n)
         graph = parse(open(args.file).read())
         verify(graph)
-        names = [p for p in (args.passes or "").split(",") if p]
-        graph = run_passes(graph, names, args.verify)
+        for n in names:
+            pm = manager.PassManager([n], required=[n], verify_each=args.verify_each)
+            graph = pm.run(graph)
+            timings += pm.timings
+            if args.print_after_all:
+                sys.stdout.write(f"// ----- IR after {n} -----\n{graph}")
         verify(graph)
     except (IRParseError, VerifyError) as e:
         print(f"{args.file}: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(str(graph))
+    except SporeflowError as e:
+        print(f"sporeflow-ir opt: {e}", file=sys.stderr)
+        return 2
+    if not args.print_after_all:
+        sys.stdout.write(str(graph))
+    if args.time:
+        print("pass timings:", file=sys.stderr)
+        for n, dt in timings:
+            print(f"  {n:16s} {dt * 1e3:9.3f} ms", file=sys.stderr)
+        print(f"  {'total':16s} {sum(t for _, t in timings) * 1e3:9.3f} ms", file=sys.stderr)
     return 0
 
 
@@ -162,31 +210,79 @@ def cmd_diff(args) -> int:
     try:
         lines = structural_diff(open(args.a).read(), open(args.b).read(), args.with_loc, (args.a, args.b))
     except IRParseError as e:
-        print(f"ir_tool diff: {e}", file=sys.stderr)
+        print(f"sporeflow-ir diff: {e}", file=sys.stderr)
         return 2
     for line in lines:
         print(line)
     return 1 if lines else 0
 
 
+# ---- view / stats / explain / bisect --------------------------------------------------------------
+def _pick(args):
+    from . import ir_capture
+    return ir_capture.load(args.source, args.passes, args.graph, args.script_args)
+
+
+def cmd_view(args) -> int:
+    from . import ir_view
+    runs = _pick(args)
+    run = runs[-1]
+    stage, graph = run.stages[-1]
+    out = args.o or (os.path.splitext(os.path.basename(args.source))[0] + ".html")
+    title = f"{run.name} after {stage}" if stage not in ("file", "trace") else run.name
+    _write(out, ir_view.page(graph, title, args.layout))
+    print(os.path.abspath(out))
+    if args.open:
+        import webbrowser
+        webbrowser.open("file://" + os.path.abspath(out))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import ir_stats
+    for run in _pick(args):
+        print(ir_stats.report(run.name, run.final, run.timings, run.traced))
+    return 0
+
+
+def _add_source(p) -> None:
+    p.add_argument("source", help="an .ir file or a Python script")
+    p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
+    p.add_argument("--passes", default=None, help="passes to run first (script default: simplify,fuse)")
+    p.add_argument("--graph", default=None, help="only the compiled graphs whose name contains this")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="ir_tool.py", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="sporeflow-ir", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("dump", help="run a script with save_graphs on")
+    d = sub.add_parser("dump", help="run a script, write every graph after every pass (+ code)")
     d.add_argument("script")
     d.add_argument("script_args", nargs=argparse.REMAINDER)
     d.add_argument("--out", default="sporeflow_ir")
+    d.add_argument("--llvm", action="store_true", help="also write each LLVM executable's IR (.ll)")
+    d.add_argument("--asm", action="store_true", help="also write each LLVM executable's assembly (.s)")
     o = sub.add_parser("opt", help="parse an .ir file, run passes, print")
     o.add_argument("file", nargs="?")
     o.add_argument("--passes", default="")
     o.add_argument("--list", action="store_true", help="list the registered passes")
-    o.add_argument("--verify", action="store_true", help="verify after every pass")
+    o.add_argument("--verify-each", "--verify", dest="verify_each", action="store_true",
+                   help="verify after every pass")
+    o.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
+    o.add_argument("--time", action="store_true", help="report each pass's time on stderr")
     f = sub.add_parser("diff", help="structural diff of two .ir files")
     f.add_argument("a")
     f.add_argument("b")
     f.add_argument("--with-loc", action="store_true", help="also compare scopes and source locations")
+    v = sub.add_parser("view", help="draw a graph as a self-contained HTML page")
+    v.add_argument("-o", default=None, help="output .html (default: <source>.html here)")
+    v.add_argument("--open", action="store_true", help="open the page in a browser")
+    v.add_argument("--layout", choices=("auto", "dot", "networkx"), default="auto")
+    _add_source(v)
+    s = sub.add_parser("stats", help="nodes per op, fused groups, bytes/FLOPs per kernel, time per pass")
+    _add_source(s)
     args = ap.parse_args(argv)
-    return {"dump": cmd_dump, "opt": cmd_opt, "diff": cmd_diff}[args.cmd](args)
+    table = {"dump": cmd_dump, "opt": cmd_opt, "diff": cmd_diff, "view": cmd_view, "stats": cmd_stats}
+    return table[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -74,12 +74,19 @@ def _describe_change(name: str, old, new) -> str:
 
 _SAVE_SEQ = [0]
 
+# fn(stage, graph) for every graph save_graph is given (traced, lowered, forward/grad/vmap of the
+# transforms) and fn("executable", (graph, backend, executable)) after each compile: the IR tool
+# (sporeflow-ir dump) writes its files from here
+graph_observers: list[Callable[[str, Any], None]] = []
+
 
 def save_graph(graph: Graph, stage: str) -> str | None:
     """With set_context(save_graphs=True) (or env SPOREFLOW_SAVE_GRAPHS=1), write the graph as
     `<save_graphs_path>/NNNN_<graph>_<stage>.ir` (MindSpore's NN_<pass> naming); returns the path."""
     import os
     from ..context import get_context
+    for obs in graph_observers:
+        obs(stage, graph)
     if not (get_context("save_graphs") or os.environ.get("SPOREFLOW_SAVE_GRAPHS", "0") not in ("", "0")):
         return None
     out_dir = os.environ.get("SPOREFLOW_SAVE_GRAPHS_PATH") or get_context("save_graphs_path")
@@ -115,6 +122,7 @@ class Traced:
     n_outputs: int
     trace_seconds: float = 0.0
     backend: str | None = None     # the jit's backend: lower() with no argument uses it
+    passes: dict = field(default_factory=dict)   # the jit's pipeline / disabled / opt_level
 
     def lower(self, backend: str | None = None) -> "Compiled":
         from ..backends import get_backend
@@ -123,7 +131,7 @@ class Traced:
         name = backend or self.backend or default_backend()
         t0 = time.perf_counter()
         save_graph(self.graph, "traced")
-        g = prepare_for_backend(self.graph, name)
+        g = prepare_for_backend(self.graph, name, **self.passes)
         save_graph(g, f"lowered_{name}")
         be = get_backend(name)
         if getattr(be, "supports_donation", False):   # updated Parameters are written in place
@@ -131,6 +139,8 @@ class Traced:
             exe = be.compile(g, donate=tuple(donation_pairs(self)))
         else:
             exe = be.compile(g)
+        for obs in graph_observers:
+            obs("executable", (g, name, exe))
         return Compiled(self, exe, time.perf_counter() - t0)
 
 
@@ -162,9 +172,11 @@ class Compiled:
 class JitFunction:
     """The callable `sf.jit` returns."""
 
-    def __init__(self, fn: Callable, backend: str | None = None, name: str | None = None):
+    def __init__(self, fn: Callable, backend: str | None = None, name: str | None = None,
+                 passes: dict | None = None):
         self.fn = fn
         self.backend = backend
+        self.passes = dict(passes or {})   # pipeline=, disabled=, opt_level= of sf.jit
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
         self._cache: dict[tuple, Compiled] = {}
         self._keys: list[CacheKey] = []
@@ -179,7 +191,7 @@ class JitFunction:
         attr = f"__sf_jit_{id(self)}"
         bound = instance.__dict__.get(attr)
         if bound is None:
-            bound = JitFunction(functools.partial(self.fn, instance), self.backend, self.name)
+            bound = JitFunction(functools.partial(self.fn, instance), self.backend, self.name, self.passes)
             instance.__dict__[attr] = bound
         return bound
 
@@ -192,7 +204,17 @@ class JitFunction:
         params = [p for c in cells for p in c.get_parameters()]
         return CacheKey(td, types, static, tuple(c.training_signature() for c in cells),
                         tuple(f"{p.name}: {p._type}" for p in params), tuple(id(p) for p in params),
-                        self.backend or default_backend())
+                        self._backend_key())
+
+    def _backend_key(self) -> str:
+        """The backend and the passes it will run (a new pipeline is a new compiled graph)."""
+        from ..context import get_context
+        key = self.backend or default_backend()
+        pipeline = self.passes.get("pipeline", get_context("pipeline"))
+        extra = {"pipeline": pipeline, "disabled": self.passes.get("disabled"),
+                 "opt_level": self.passes.get("opt_level", get_context("opt_level"))}
+        shown = [f"{k}={list(v) if isinstance(v, (list, tuple)) else v}" for k, v in extra.items() if v]
+        return key + (f" ({', '.join(shown)})" if shown else "")
 
     def _cells(self, leaves) -> list:
         Cell = _cell_class()
@@ -255,7 +277,7 @@ class JitFunction:
             if not isinstance(c, Parameter):
                 raise SporeflowError("sf.jit: the function captured a value traced by an enclosing transform")
         return Traced(graph, captured, updated, td, tuple(_is_dynamic(x) for x in leaves), out_td, out_static,
-                      len(tensors), time.perf_counter() - t0, self.backend)
+                      len(tensors), time.perf_counter() - t0, self.backend, self.passes)
 
     @api_boundary
     def __call__(self, *args, **kwargs):
@@ -343,15 +365,32 @@ def _has_contents(cell) -> bool:
         return False
 
 
-def jit(fn: Callable | None = None, backend: str | None = None, *, function: Callable | None = None, **options):
+def jit(fn: Callable | None = None, backend: str | None = None, *, function: Callable | None = None,
+        pipeline: Sequence[str] | None = None, disabled: Sequence[str] = (), opt_level: int | None = None,
+        **options):
     """Compile `fn` (a function or a Cell): @jit, @jit(backend="llvm"), jit(fn), jit(cell, "interp").
-    MindSpore's other options (jit_config, capture_mode, jit_level, dynamic, ...) are accepted and
-    have no effect: sporeflow always traces, and fusion is decided by the backend's pipeline."""
+    pipeline=[pass names] replaces the backend's default passes (user passes registered with
+    sporeflow.passes.manager.register_pass included; every named pass runs whatever its opt level),
+    disabled=[names] skips passes, opt_level= overrides set_context(opt_level=...). Unknown pass
+    names raise here. MindSpore's other options (jit_config, capture_mode, jit_level, dynamic, ...)
+    are accepted and have no effect: sporeflow always traces."""
     fn = fn if fn is not None else function
     backend = backend or None   # MindSpore's default is backend=''
+    if "passes" in options:
+        raise TypeError("sf.jit: the option is pipeline=[pass names], not passes=")
+    passes: dict = {}
+    if pipeline is not None:
+        passes["pipeline"] = tuple(pipeline)
+    if disabled:
+        passes["disabled"] = tuple(disabled)
+    if opt_level is not None:
+        passes["opt_level"] = opt_level
+    if passes:
+        from ..passes.manager import resolve
+        resolve(backend or default_backend(), passes.get("pipeline"), passes.get("disabled", ()), opt_level)
     if fn is None:
-        return lambda f: JitFunction(f, backend)
-    return JitFunction(fn, backend)
+        return lambda f: JitFunction(f, backend, passes=passes)
+    return JitFunction(fn, backend, passes=passes)
 
 
 def mutable(input_data, dynamic_len: bool = False):

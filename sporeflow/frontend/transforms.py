@@ -21,6 +21,7 @@ from ..errors import SporeflowError
 from ..ir import dtypes as D
 from ..ir.graph import Graph
 from . import lax
+from .jit import save_graph
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace, inline
@@ -159,7 +160,9 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
         n_primary = t.out_td.children[0].num_leaves - sum(
             1 for i in t.out_static if i < t.out_td.children[0].num_leaves)
     from ..passes.autodiff import dce, vjp_graph
+    save_graph(t.graph, "forward")
     vg = vjp_graph(t.graph, wrt)
+    save_graph(vg, "grad")
     outs_types = t.graph.outputs
     cts = []
     sens_leaves = tree_flatten(sens)[0] if sens is not None else None

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.types import TensorType
+from .jit import save_graph
 from .pytree import join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .source import user_line_description, wrap_methods
 from .tensor import Parameter, Tensor
@@ -204,7 +205,9 @@ class VmapFunction:
         out_axes = self._out_axes(out, out_leaves, tensors)
         upd_axes = [0 if id(p) in index else None for p in updated]
         in_dims = [d for d, t in zip(dims, is_t) if t] + cap_dims
+        save_graph(graph, "vmap_in")
         bg, odims = batch_graph(graph, in_dims, size, out_axes + upd_axes, name=self.__name__)
+        save_graph(bg, "vmap")
         n = len(tensors)
         for i, (want, got) in enumerate(zip(out_axes + upd_axes, odims)):
             if want is None and got is not None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from ..ir.graph import Graph
 
 
-def prepare_for_backend(graph: Graph, backend: str) -> Graph:
-    """Run the default pipeline for `backend` (see passes.manager when present)."""
+def prepare_for_backend(graph: Graph, backend: str, pipeline=None, disabled=(), opt_level=None) -> Graph:
+    """Run `pipeline` (default: set_context(pipeline=...), else the backend's) on `graph`."""
     try:
         from .manager import run_default_pipeline
     except ImportError:
         return graph
-    return run_default_pipeline(graph, backend)
+    return run_default_pipeline(graph, backend, pipeline, disabled, opt_level)

@@ -9,7 +9,22 @@ IR as DIR/00_trace.ir, DIR/01_<pass>.ir, ... (each readable by sporeflow.ir.pars
 compile overwrites the files of the previous one, as MindSpore's save_graphs does).
 
 Users register their own pass with @register_pass("name") and run their own pipeline with
-run_pipeline(graph, ["name", "dce"]) or PassManager([...]).run(graph).
+run_pipeline(graph, ["name", "dce"]) or PassManager([...]).run(graph), or give it to a jit:
+sf.jit(f, pipeline=["simplify", "name", "fuse"], disabled=[...], opt_level=1) or
+sf.set_context(pipeline=[...]) (see `resolve`).
+
+The pass interface: a pass is a pure function Graph -> Graph (it builds a new graph or returns
+its argument; it never mutates nodes in place), registered with
+  name       how pipelines, `disabled=` and dumps call it;
+  opt_level  it runs when its level <= the pipeline's opt level, or when it is named in `required`;
+  requires   passes that must have run earlier in the same pipeline (checked before anything runs);
+  preserves  analyses it keeps valid (documentation for readers of dumps; the manager caches no
+             analyses today, so nothing is invalidated).
+
+Tools hook in without changing results: `observers` see the graph after every stage, and
+`bisect_step` numbers every pass run and every rewrite a pass offers to it (LLVM's opt-bisect):
+with SPOREFLOW_OPT_BISECT_LIMIT=N (or set_bisect_limit(N)) only the first N run, the rest are
+skipped; SPOREFLOW_OPT_BISECT_LOG=FILE appends one line per step ("N run|skip what").
 """
 from __future__ import annotations
 
@@ -35,6 +50,8 @@ class PassInfo:
     fn: PassFn
     opt_level: int
     doc: str = ""
+    requires: tuple[str, ...] = ()      # passes that must run before this one in the pipeline
+    preserves: tuple[str, ...] = ()     # analyses left valid (documentation; none are cached)
 
 
 PASSES: dict[str, PassInfo] = {}
@@ -50,13 +67,52 @@ PIPELINES: dict[str, list[str]] = {
 
 last_timings: list[tuple[str, float]] = []   # (pass name, seconds) of the latest pipeline run
 
+# fn(stage, graph) after the trace ("trace") and after every pass that ran (its name): the IR tool
+# writes its dumps from here; an observer must not change the graph
+observers: list[Callable[[str, Graph], None]] = []
 
-def register_pass(name: str, opt_level: int = 1, doc: str = "", replace: bool = False):
+
+class _Bisect:
+    """LLVM's opt-bisect counter: every pass run and every rewrite asks `step`; past `limit`
+    the answer is no. limit None: everything runs (the counter still counts)."""
+
+    def __init__(self) -> None:
+        env = os.environ.get("SPOREFLOW_OPT_BISECT_LIMIT", "")
+        self.limit: int | None = int(env) if env.strip() else None
+        self.log_path: str | None = os.environ.get("SPOREFLOW_OPT_BISECT_LOG") or None
+        self.count = 0
+
+    def step(self, what: str) -> bool:
+        self.count += 1
+        ok = self.limit is None or self.count <= self.limit
+        if self.log_path:
+            with open(self.log_path, "a") as f:
+                f.write(f"{self.count} {'run' if ok else 'skip'} {what}\n")
+        return ok
+
+
+_BISECT = _Bisect()
+
+
+def bisect_step(what: str) -> bool:
+    """May the next pass run / rewrite `what` be applied? Passes call it once per rewrite they
+    would make (e.g. "simplify.algebraic: mul(x, 1)") and skip the rewrite on False."""
+    return _BISECT.step(what)
+
+
+def set_bisect_limit(limit: int | None, log_path: str | None = None) -> None:
+    """Apply only the first `limit` bisect steps from now on (None: all); restarts the count."""
+    _BISECT.limit, _BISECT.log_path, _BISECT.count = limit, log_path, 0
+
+
+def register_pass(name: str, opt_level: int = 1, doc: str = "", replace: bool = False,
+                  requires: Sequence[str] = (), preserves: Sequence[str] = ()):
     """Decorator: register `fn(graph) -> graph` under `name` (once; replace=True to override)."""
     def deco(fn: PassFn) -> PassFn:
         if name in PASSES and not replace:
             raise SporeflowError(f"pass {name!r} is already registered (pass replace=True to override it)")
-        PASSES[name] = PassInfo(name, fn, opt_level, doc or (fn.__doc__ or "").strip().split("\n")[0])
+        PASSES[name] = PassInfo(name, fn, opt_level, doc or (fn.__doc__ or "").strip().split("\n")[0],
+                                tuple(requires), tuple(preserves))
         return fn
     return deco
 
@@ -96,13 +152,22 @@ class PassManager:
         # a name, or a PassInfo with its options bound (passes.amp.amp_pass(plan)); unknown names
         # fail before anything runs
         infos = [n if isinstance(n, PassInfo) else get_pass(n) for n in self.pipeline]
+        for i, info in enumerate(infos):
+            missing = [r for r in info.requires if r not in {x.name for x in infos[:i]}]
+            if missing:
+                raise SporeflowError(f"pass {info.name!r} requires {missing} earlier in the pipeline "
+                                     f"{[x.name for x in infos]}")
         self.timings = []
         step = 0
         if dump:
             os.makedirs(dump, exist_ok=True)
             _write(dump, step, "trace", graph)
+        for obs in observers:
+            obs("trace", graph)
         for info in infos:
             if not self.enabled(info, opt):
+                continue
+            if not bisect_step(f"pass {info.name}"):
                 continue
             t0 = time.perf_counter()
             out = info.fn(graph)
@@ -120,6 +185,8 @@ class PassManager:
             step += 1
             if dump:
                 _write(dump, step, info.name, graph)
+            for obs in observers:
+                obs(info.name, graph)
         last_timings[:] = self.timings
         return graph
 
@@ -133,9 +200,27 @@ def run_pipeline(graph: Graph, pipeline: Sequence[str], **options) -> Graph:
     return PassManager(list(pipeline), **options).run(graph)
 
 
-def run_default_pipeline(graph: Graph, backend: str) -> Graph:
+def resolve(backend: str, pipeline: Sequence[str] | None = None, disabled: Sequence[str] = (),
+            opt_level: int | None = None) -> PassManager:
+    """The pass manager a jit runs: `pipeline` (or set_context(pipeline=...), else the backend's
+    default); passes named there explicitly are required, so they run whatever their opt level.
+    Unknown names raise here, before anything is traced or compiled."""
+    from ..context import get_context
+    if pipeline is None:
+        pipeline = get_context("pipeline")
+    explicit = pipeline is not None
+    names = list(pipeline) if explicit else list(PIPELINES.get(backend, PIPELINES["llvm"]))
+    for n in list(names) + list(disabled):
+        if not isinstance(n, PassInfo):
+            get_pass(n)
+    required = [n if isinstance(n, str) else n.name for n in names] if explicit else []
+    return PassManager(names, opt_level=opt_level, disabled=tuple(disabled), required=required)
+
+
+def run_default_pipeline(graph: Graph, backend: str, pipeline: Sequence[str] | None = None,
+                         disabled: Sequence[str] = (), opt_level: int | None = None) -> Graph:
     """What sf.jit runs before `backend` compiles (sporeflow.passes.prepare_for_backend)."""
-    return run_pipeline(graph, PIPELINES.get(backend, PIPELINES["llvm"]))
+    return resolve(backend, pipeline, disabled, opt_level).run(graph)
 
 
 from . import simplify as _simplify  # noqa: E402,F401  (registers the simplification passes)
