@@ -39,7 +39,7 @@ def dumped(tmp_path_factory):
 
 def test_dump_writes_traced_and_lowered_graphs(dumped):
     d, r = dumped
-    files = sorted(f for f in os.listdir(d / "ir") if "_step_" in f)
+    files = sorted(f for f in os.listdir(d / "ir") if "_step_" in f and f.endswith(".ir"))
     assert files == ["0000_step_traced.ir", "0001_step_lowered_llvm.ir"]   # the default backend
     assert "12." in r.stdout and str(d / "ir" / files[0]) in r.stdout
     text = (d / "ir" / files[0]).read_text()

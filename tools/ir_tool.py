@@ -47,9 +47,10 @@ class _Dumper:
         self.step = 0
 
     def on_pass(self, stage: str, graph) -> None:
-        if stage == "trace":
+        if stage == "trace":     # numbered as the NNNN_<name>_traced.ir that jit has just saved
+            from sporeflow.frontend.jit import _SAVE_SEQ
+            self.seq = max(_SAVE_SEQ[0] - 1, 0)
             self.folder = os.path.join(self.out, f"{self.seq:04d}_{_safe(graph.name)}_passes")
-            self.seq += 1
             self.step = 0
             os.makedirs(self.folder, exist_ok=True)
         with open(os.path.join(self.folder, f"{self.step:02d}_{stage}.ir"), "w") as f:
@@ -61,7 +62,6 @@ class _Dumper:
             return
         graph, backend, exe = payload
         base = os.path.join(self.out, f"{self.seq:04d}_{_safe(graph.name)}_{backend}")
-        self.seq += 1
         src = getattr(exe, "source", None)
         if backend.startswith("cuda") and src:
             _write(base + ".cu", src)
@@ -83,6 +83,8 @@ def cmd_dump(args) -> int:
     from sporeflow.passes import manager
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
+    saved_env = {k: os.environ.get(k) for k in ("SPOREFLOW_SAVE_GRAPHS", "SPOREFLOW_SAVE_GRAPHS_PATH")}
+    saved_ctx = {k: sf.get_context(k) for k in ("save_graphs", "save_graphs_path")}
     os.environ["SPOREFLOW_SAVE_GRAPHS"] = "1"
     os.environ["SPOREFLOW_SAVE_GRAPHS_PATH"] = out
     sf.set_context(save_graphs=True, save_graphs_path=out)
@@ -90,12 +92,20 @@ def cmd_dump(args) -> int:
     dumper = _Dumper(out, args.llvm, args.asm)
     manager.observers.append(dumper.on_pass)
     jit_mod.graph_observers.append(dumper.on_graph)
+    old_argv = sys.argv
     sys.argv = [args.script] + args.script_args
     try:
         runpy.run_path(args.script, run_name="__main__")
-    finally:
+    finally:       # in-process callers (tests) get their settings back
         manager.observers.remove(dumper.on_pass)
         jit_mod.graph_observers.remove(dumper.on_graph)
+        sys.argv = old_argv
+        sf.set_context(**saved_ctx)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     written = sorted(set(_all_files(out)) - before)
     print(f"sporeflow-ir: {len(written)} file(s) in {out}", file=sys.stderr)
     for name in written:
