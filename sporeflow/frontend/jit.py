@@ -211,9 +211,11 @@ class JitFunction:
         from ..context import get_context
         key = self.backend or default_backend()
         pipeline = self.passes.get("pipeline", get_context("pipeline"))
+        opt = self.passes.get("opt_level", get_context("opt_level"))
         extra = {"pipeline": pipeline, "disabled": self.passes.get("disabled"),
-                 "opt_level": self.passes.get("opt_level", get_context("opt_level"))}
-        shown = [f"{k}={list(v) if isinstance(v, (list, tuple)) else v}" for k, v in extra.items() if v]
+                 "opt_level": None if opt == 2 else opt}      # 2: the default level, left out
+        shown = [f"{k}={list(v) if isinstance(v, (list, tuple)) else v}" for k, v in extra.items()
+                 if v is not None and v != ()]
         return key + (f" ({', '.join(shown)})" if shown else "")
 
     def _cells(self, leaves) -> list:
