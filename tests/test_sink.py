@@ -249,3 +249,14 @@ def test_sink_mode_on_the_gpu_emulator_matches_the_cpu():
     for p, q in zip(cpu.trainable_params(), gpu.trainable_params()):
         assert dev.is_array(q._data)
         np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_data_sink_staging_thread_ends_with_the_function():
+    import gc
+    step = sf.data_sink(lambda x, y: x.sum(), data(16), sink_size=2)
+    step()
+    staging = lambda: sum(t.name == "sporeflow-sink-staging" for t in threading.enumerate())  # noqa: E731
+    assert staging() >= 1
+    del step
+    gc.collect()
+    assert staging() == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 from ..backends import get_backend
@@ -170,6 +171,7 @@ def data_sink(fn: Callable, dataset, sink_size: int = 1, jit_config=None, input_
         stager = state.get("stager")
         if stager is None:
             stager = state["stager"] = Stager(chunks(repeated_rows(dataset), sink_size), placement.current_device())
+            weakref.finalize(sink_process, stager.close)   # the staging thread ends with the function
         out = None
         for segment in stager.next():
             out = sunk(segment)
