@@ -17,6 +17,7 @@ import numpy as np
 
 from ..context import default_backend
 from ..errors import ShapeError, SporeflowError, TracerError
+from ..ir import comm
 from ..ir.graph import Graph
 from .source import api_boundary
 from .if_convert import convert_ifs
@@ -133,6 +134,7 @@ class Traced:
         save_graph(self.graph, "traced")
         g = prepare_for_backend(self.graph, name, **self.passes)
         save_graph(g, f"lowered_{name}")
+        comm.check_graph(g)     # ranks agree on the step before its first collective runs
         be = get_backend(name)
         if getattr(be, "supports_donation", False):   # updated Parameters are written in place
             from ..passes.memory import donation_pairs

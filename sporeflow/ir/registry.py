@@ -70,6 +70,7 @@ class OpDef:
     lower: dict = field(default_factory=dict)  # backend name -> lowering rule/template
     attr_names: tuple = ()                    # attributes the op requires (parser and verifier check)
     compute_in_f32: bool = True               # half-precision inputs widen to f32 for `impl`
+    pure: bool = True                         # False: talks to other processes (collectives); never folded
     doc: str = ""
 
     def infer_types(self, in_types: Sequence[TensorType], attrs: Attrs) -> list[TensorType]:

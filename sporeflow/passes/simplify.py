@@ -110,7 +110,7 @@ def const_of(v: Value) -> ConstValue | None:
 
 
 def _foldable(node: Node) -> bool:
-    if node.op == "constant" or node.subgraphs() or not node.inputs:
+    if node.op == "constant" or node.subgraphs() or not node.inputs or not node.opdef.pure:
         return False
     if any(const_of(v) is None for v in node.inputs):
         return False

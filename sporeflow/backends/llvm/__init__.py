@@ -16,8 +16,10 @@ from ...ir.registry import REGISTRY
 from ..base import register_backend
 from . import control, kernels_elem, kernels_nn, kernels_shape
 from . import conv, fused, gemm  # issue 5: im2col+BLAS conv2d, fused kernels, threaded GEMM blocks
+from . import collective  # MPI collectives: a call out to ir/comm.py at the node's place in the step
 
-LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES, **gemm.RULES}
+LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES, **gemm.RULES,
+             **collective.RULES}
 
 
 def register_lowerings() -> None:

@@ -14,3 +14,4 @@ from .index_ops import *  # noqa: F401,F403
 from .composite_ops import *  # noqa: F401,F403
 from .composite_ops import shape, rank  # noqa: F401
 from .math_ops import elu, hardsigmoid, hardswish, mish, round  # noqa: F401,A004
+from .comm_ops import ReduceOp, all_gather, all_reduce, broadcast, reduce_scatter  # noqa: F401,E402

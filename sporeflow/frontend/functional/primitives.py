@@ -15,6 +15,7 @@ from ...ir import dtypes as D
 from .. import lax
 from ..tensor import Tensor
 from . import array_ops as A
+from . import comm_ops as CO
 from . import composite_ops as C
 from . import index_ops as I
 from . import linalg_ops as L
@@ -196,6 +197,11 @@ TABLE: dict[str, tuple[Callable, dict]] = {
     # state
     "Assign": (S.assign, {}), "AssignAdd": (S.assign_add, {}), "AssignSub": (S.assign_sub, {}),
     "Depend": (S.depend, {}),
+    # collectives (MindSpore's defaults: the world group)
+    "AllReduce": (CO.all_reduce, {"op": CO.ReduceOp.SUM, "group": None}),
+    "AllGather": (CO.all_gather, {"group": None}),
+    "Broadcast": (CO._broadcast_tuple, {"root_rank": 0, "group": None}),
+    "ReduceScatter": (CO.reduce_scatter, {"op": CO.ReduceOp.SUM, "group": None}),
 }
 
 

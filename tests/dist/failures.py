@@ -1,0 +1,37 @@
+"""Run under mpirun by tests/test_dist.py: `dead` (rank 1 stops taking part: the others must raise
+CommTimeoutError within the timeout), `mismatch` (rank 1 compiles a different step: every
+rank must refuse before the first collective) and `stale` (after a good step together, rank 1
+alone recompiles: both time out, rank 1 in the fingerprint exchange). Prints what each rank raised."""
+import os
+import sys
+import time
+
+import numpy as np
+
+import sporeflow as sf
+from sporeflow import communication as C
+
+mode, backend = sys.argv[1], sys.argv[2]
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")   # one write: the ranks share the pipe
+    sys.stdout.flush()
+
+
+C.init(timeout=1.5)
+r = C.get_rank()
+step = sf.jit(lambda v: sf.ops.all_reduce(v * 2.0), backend)
+if mode != "mismatch":
+    step(sf.Tensor(np.ones(3, np.float32)))   # one good step together (stale: rank 1 then changes shape)
+if mode == "dead" and r == 1:
+    time.sleep(6)           # alive but gone from the step (a hung rank); then leave without MPI
+    os._exit(0)
+shape = (4,) if mode != "dead" and r == 1 else (3,)
+t0 = time.monotonic()
+try:
+    step(sf.Tensor(np.ones(shape, np.float32)))
+    say(f"rank {r}: no error")
+except C.CommError as e:
+    say(f"rank {r}: {type(e).__name__} after {time.monotonic() - t0:.1f}s: {e}")
+os._exit(0)   # MPI_Finalize would wait for the abandoned request
