@@ -49,15 +49,24 @@ for backend in ("interp", "llvm"):
     np.testing.assert_allclose(g, n * c[r * 4:(r + 1) * 4], err_msg=f"grad all_gather {backend}")
     g = sf.jit(sf.grad(lambda v: (sf.ops.broadcast(v, 0) * 2.0).sum()), backend)(w).asnumpy()
     np.testing.assert_allclose(g, np.full(4, 2.0 * n if r == 0 else 0.0), err_msg=f"grad broadcast {backend}")
-    # finite differences (float64) of the global loss sum_k L_k w.r.t. rank 0's input
-    f = lambda v: (sf.ops.all_reduce(sf.ops.sin(v) * (r + 1.0), "prod") ** 2).sum()  # noqa: E731
-    g = sf.jit(sf.grad(f), backend)(w).asnumpy()
-    total = lambda v: float(sf.ops.all_reduce(f(sf.Tensor(v))).asnumpy())  # noqa: E731
-    e = np.eye(4) * 1e-6
-    fd = np.array([(total(w.asnumpy() + (e[i] if r == 0 else 0)) - total(w.asnumpy() - (e[i] if r == 0 else 0)))
-                   / 2e-6 for i in range(4)])
-    if r == 0:
-        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8, err_msg=f"grad all_reduce prod vs FD {backend}")
+    # finite differences (float64): the directional derivative of the global loss sum_k L_k along
+    # a random direction v (every rank its own part) against <grad, v> summed over the ranks
+    v = sf.Tensor(data(r + 100, np.float64, (4,)))
+    cw = sf.Tensor(data(r + 200, np.float64, (4 * n,)))
+    for name, f in [("all_reduce sum", lambda u: (sf.ops.all_reduce(sf.ops.sin(u) * (r + 1.0)) ** 2).sum()),
+                    ("all_reduce max", lambda u: (sf.ops.all_reduce(u * (r + 1.0), "max") ** 2).sum()),
+                    ("all_reduce prod", lambda u: (sf.ops.all_reduce(sf.ops.sin(u) * (r + 1.0), "prod") ** 2).sum()),
+                    ("all_gather", lambda u: (sf.ops.sin(sf.ops.all_gather(u)) * cw).sum()),
+                    ("reduce_scatter", lambda u: (sf.ops.reduce_scatter(sf.ops.tile(u, (n,)) ** 2) * cw[:4]).sum()),
+                    ("broadcast", lambda u: (sf.ops.broadcast(u, n - 1) ** 3 * (r + 1.0)).sum())]:
+        g = sf.jit(sf.grad(f), backend)(w)
+        lin = float(sf.ops.all_reduce((g * v).sum()).asnumpy())
+        total = lambda u: float(sf.ops.all_reduce(f(u)).asnumpy())  # noqa: E731
+        fd = (total(w + v * 1e-6) - total(w - v * 1e-6)) / 2e-6
+        np.testing.assert_allclose(lin, fd, rtol=1e-5, atol=1e-7, err_msg=f"grad {name} vs FD {backend}")
+        _, t = sf.jvp(f, (w,), (v,))
+        np.testing.assert_allclose(float(sf.ops.all_reduce(t).asnumpy()), fd, rtol=1e-5, atol=1e-7,
+                                   err_msg=f"jvp {name} vs FD {backend}")
     # jvp and vmap
     _, t = sf.jvp(lambda v: sf.ops.all_reduce(v), (w,), (sf.Tensor(np.ones(4)),))
     np.testing.assert_allclose(t.asnumpy(), np.full(4, float(n)))
