@@ -7,6 +7,8 @@ from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, floa
                         int32, int64, int_, uint8, uint16, uint32, uint64,
                         dtype_to_nptype, dtype_to_pytype)
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
+from .context import (ParallelMode, get_auto_parallel_context, reset_auto_parallel_context,  # noqa: F401
+                      set_auto_parallel_context)
 from .frontend.tensor import Parameter, ParameterTuple, Tensor  # noqa: F401
 from .frontend.jit import JitConfig, jit, jit_class, mutable  # noqa: F401
 from .frontend.sink import data_sink  # noqa: F401
@@ -30,6 +32,7 @@ from .frontend import amp  # noqa: F401,E402
 _sys.modules[__name__ + ".amp"] = amp   # `from sporeflow.amp import auto_mixed_precision`
 from . import common  # noqa: F401,E402
 from . import numpy  # noqa: F401,E402  (sporeflow.numpy, MindSpore's mindspore.numpy)
+from . import communication  # noqa: F401,E402  (init, get_rank, ...: MPI via mpi4py, imported at init())
 
 dtype = _dtypes
 __version__ = "0.1.0"

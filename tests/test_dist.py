@@ -70,3 +70,27 @@ def test_hccl_is_refused_and_uninitialised_use_is_explained():
     if not comm.initialized():
         with pytest.raises(C.CommError, match="call sporeflow.communication.init"):
             C.get_rank()
+
+
+@pytest.mark.parametrize("n,backend", [(2, "llvm"), (4, "interp")])
+def test_data_parallel_training_equals_single_process_and_only_rank0_saves(n, backend, tmp_path):
+    out = mpirun(n, "train_dp.py", str(tmp_path), backend)
+    lines = [ln for ln in out.splitlines() if ln.startswith("rank ")]
+    assert len(lines) == n, out
+    for ln in lines:
+        worst = float(ln.split("max|diff| ")[1].split(" ")[0])
+        assert worst < 1e-5 and "3 buckets" in ln, ln
+    # rank 0 alone wrote: one file per save point, none from another rank
+    assert sorted(os.listdir(tmp_path)) == ["dp-1_2.ckpt", "dp-1_4.ckpt"]
+
+
+def test_bucket_plan_splits_by_size_dtype_and_index():
+    import numpy as np
+    from sporeflow import Parameter, Tensor, float16
+    from sporeflow.frontend.nn.grad_reducer import plan_buckets
+    ps = [Parameter(Tensor(np.zeros(s, np.float32)), name=f"p{i}") for i, s in enumerate([10, 20, 5, 5])]
+    assert plan_buckets(ps, None) == [[3, 2, 1, 0]]                 # reverse order, one bucket
+    assert plan_buckets(ps, 4 * 30) == [[3, 2, 1], [0]]             # 30 floats fit, then a new one
+    assert plan_buckets(ps, None, [2]) == [[3, 2], [1, 0]]          # a split before parameter 2
+    ps[1] = Parameter(Tensor(np.zeros(20, np.float16)), name="h")
+    assert ps[1].dtype == float16 and plan_buckets(ps, None) == [[3, 2], [1], [0]]   # one dtype per bucket

@@ -15,8 +15,14 @@ import time
 import numpy as np
 
 from ..frontend.tensor import Parameter, Tensor
+from ..ir import comm
 from .callbacks import Callback, step_in_epoch
 from .checkpoint import save_checkpoint
+
+
+def _rank() -> int:
+    """This process's rank in the communication world (0 when there is none)."""
+    return comm.rank() if comm.initialized() else 0
 
 
 class CheckpointConfig:
@@ -44,6 +50,8 @@ class CheckpointConfig:
                              "keep_checkpoint_max")
         if format not in ("ckpt", "safetensors"):
             raise ValueError(f"CheckpointConfig: format must be 'ckpt' or 'safetensors', got {format!r}")
+        # data parallel: every rank holds the same parameters, so only rank 0 writes unless asked
+        self.save_on_all_ranks = bool(kwargs.pop("save_on_all_ranks", False))
         if kwargs:
             raise TypeError(f"CheckpointConfig got unexpected keyword arguments {sorted(kwargs)}")
         # steps take priority over seconds, keep_max over per_n_minutes (MindSpore's rule)
@@ -105,6 +113,8 @@ class ModelCheckpoint(Callback):
         directory = self._directory_arg(cb_params) if callable(self._directory_arg) else self._directory_arg
         directory = os.path.abspath(directory or os.getcwd())
         os.makedirs(directory, exist_ok=True)
+        if _rank() and self._config.save_on_all_ranks:
+            prefix = f"{prefix}_rank{_rank()}"
         base, n = prefix, 0
         while self._exists(directory, prefix):
             n += 1
@@ -163,6 +173,9 @@ class ModelCheckpoint(Callback):
         return out
 
     def _save(self, cb) -> None:
+        if _rank() and not self._config.save_on_all_ranks:    # rank 0 writes for the group
+            self._last_step, self._last_time = cb.cur_step_num, time.time()
+            return
         if self._prefix is None:
             self._resolve(cb)
         name = f"{self._prefix}-{cb.cur_epoch_num}_{step_in_epoch(cb)}{self._ext}"

@@ -15,7 +15,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..context import get_auto_parallel_context
 from ..frontend.amp import build_train_network
+from ..ir import comm
 from ..frontend.cell import Cell
 from ..frontend.jit import JitFunction
 from ..frontend.pytree import tree_flatten
@@ -280,8 +282,8 @@ class Model:
         cb.list_callback = cbs
         cb.mode = "train"
         cb.dataset_sink_mode = bool(sink_mode)
-        cb.parallel_mode = "stand_alone"
-        cb.device_number = 1
+        cb.parallel_mode = get_auto_parallel_context("parallel_mode")
+        cb.device_number = comm.size() if comm.initialized() else 1
         cb.cur_epoch_num = None
         cb.cur_step_num = 0
         cb.last_save_ckpt_step = None

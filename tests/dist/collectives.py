@@ -75,6 +75,11 @@ for backend in ("interp", "llvm"):
     want = np.stack([np.concatenate([data(k, np.float64, (4,)) for k in range(n)]),
                      np.concatenate([data(k + 7, np.float64, (4,)) for k in range(n)])])
     np.testing.assert_array_equal(got, want, err_msg="vmap all_gather")
+if n == 2:   # the CUDA program's host step (emulated device: g++, one compile)
+    x = sf.Tensor(data(r, np.float32))
+    got = sf.jit(lambda v: sf.ops.all_reduce(v * 2.0) + sf.ops.all_gather(v)[:8], "cuda-emulated")(x)
+    np.testing.assert_allclose(np.asarray(got.asnumpy()), 2 * np.sum(ALL(np.float32), 0) + ALL(np.float32)[0],
+                               rtol=1e-6, err_msg="cuda-emulated")
 sys.stdout.write(f"OK {r}\n")   # one write: ranks share the pipe
 sys.stdout.flush()
 sys.exit(0)

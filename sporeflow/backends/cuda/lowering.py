@@ -19,6 +19,7 @@ import numpy as np
 
 from ...ir.dtypes import float32, int32
 from ...ir.graph import Graph, Node, Value
+from . import collective
 from . import ctypes_c as C
 from . import kernels_index as K
 from .fused import MASTERS, lower_body_kernel
@@ -206,4 +207,5 @@ LOWERINGS: dict = {
     "scatter_add": lower_scatter_add, "matmul": lower_matmul, "conv2d": lower_conv2d,
     "fused": lower_fused, "custom_vjp": lower_custom_vjp,
     "cond": lower_cond, "while_loop": lower_while, "scan": lower_scan,
+    **collective.RULES,
 }

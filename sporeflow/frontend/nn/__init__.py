@@ -17,5 +17,6 @@ from .learning_rate_schedule import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import SGD, Adagrad, Adam, AdamW, AdamWeightDecay, Lamb, Momentum, Optimizer, RMSProp  # noqa: F401
 from .wrap import GradAccumulationCell, TrainOneStepCell, WithEvalCell, WithLossCell  # noqa: F401
+from .grad_reducer import DistributedGradReducer  # noqa: F401
 from .wrap_loss_scale import (DynamicLossScaleUpdateCell, FixedLossScaleUpdateCell,  # noqa: F401,E402
                               TrainOneStepWithLossScaleCell)

@@ -7,9 +7,11 @@ compiled with sf.jit it is ONE graph whose parameter updates are written back af
 """
 from __future__ import annotations
 
+from ...context import data_parallel
 from ...ir import dtypes as D
 from ..cell import Cell
 from .. import functional as F
+from .grad_reducer import DistributedGradReducer
 
 
 class WithLossCell(Cell):
@@ -59,6 +61,8 @@ class TrainOneStepCell(Cell):
         # here puts it in Model checkpoints, so resuming with initial_epoch replays the same masks.
         from ..random import global_state
         self._params["global_rng_state"] = global_state()
+        # DATA_PARALLEL: the bucketed gradient all-reduce becomes part of the one step graph
+        self.grad_reducer = DistributedGradReducer(self.weights) if data_parallel() else None
 
     def construct(self, *inputs):
         from ..transforms import value_and_grad
@@ -68,6 +72,8 @@ class TrainOneStepCell(Cell):
             loss, grads = value_and_grad(self.network, None, self.weights)(*inputs)
         if self.sens is not None:
             grads = tuple(F.mul(g, self.sens) for g in grads)
+        if self.grad_reducer is not None:
+            grads = self.grad_reducer(grads)
         self.optimizer(grads)
         if self.return_grad:
             return loss, {p.name: g for p, g in zip(self.weights, grads)}

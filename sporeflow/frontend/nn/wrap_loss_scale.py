@@ -96,6 +96,8 @@ class TrainOneStepWithLossScaleCell(TrainOneStepCell):
         scale = F.stop_gradient(self.scale_sense)   # the value this step uses, read before the update
         (_, loss), grads = value_and_grad(self._scaled_network, None, self.weights, has_aux=True)(scale, *inputs)
         grads = tuple(F.div(g, F.cast(scale, g.dtype)) for g in grads)
+        if self.grad_reducer is not None:   # reduced first: every rank sees the same overflow
+            grads = self.grad_reducer(grads)
         finite = all_finite(grads)
         overflow = F.logical_not(finite)
         if self.loss_scaling_manager is not None:

@@ -12,7 +12,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ...context import data_parallel
 from ...errors import DatasetError
+from ...ir import comm
 from ...ir import dtypes as D
 from .engine import Dataset, _as_list, rng_for, to_array
 
@@ -51,6 +53,8 @@ class SourceDataset(Dataset):
                  sampler=None):
         super().__init__()
         _check_sampling(num_samples, num_shards, shard_id, sampler, self._name)
+        if num_shards is None and sampler is None and data_parallel() and comm.initialized():
+            num_shards, shard_id = comm.size(), comm.rank()    # data parallel: this rank's share
         self._columns = list(column_names)
         self._shuffle = True if shuffle is None else bool(shuffle)
         self._num_samples = num_samples or None
