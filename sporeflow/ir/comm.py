@@ -155,9 +155,17 @@ def _mpi_op(op: str):
     return {"sum": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN, "prod": MPI.PROD}[op]
 
 
-def _wait(req, what: str, group: str | None) -> None:
+STATS = {"calls": 0, "seconds": 0.0, "bytes": 0}   # collectives run by this process (for profiling)
+
+
+def reset_stats() -> None:
+    STATS.update(calls=0, seconds=0.0, bytes=0)
+
+
+def _wait(req, what: str, group: str | None, nbytes: int = 0) -> None:
     """Poll a non-blocking request until done or the deadline; a timeout names the collective."""
-    deadline = time.monotonic() + WORLD.timeout
+    t0 = time.monotonic()
+    deadline = t0 + WORLD.timeout
     sleep = 0.0
     while not req.Test():
         if time.monotonic() > deadline:
@@ -168,6 +176,9 @@ def _wait(req, what: str, group: str | None) -> None:
                 "SPOREFLOW_COMM_TIMEOUT)")
         time.sleep(sleep)
         sleep = min(sleep * 2 + 1e-6, 1e-3)
+    STATS["calls"] += 1
+    STATS["seconds"] += time.monotonic() - t0
+    STATS["bytes"] += nbytes
 
 
 def _buf(x: np.ndarray) -> np.ndarray:
@@ -189,7 +200,8 @@ def all_reduce(x: np.ndarray, op: str = "sum", group: str | None = None) -> np.n
     c = comm(group, "all_reduce")
     src = _buf(x)
     out = np.empty_like(src)
-    _wait(c.Iallreduce(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)), f"all_reduce({op})", group)
+    _wait(c.Iallreduce(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)), f"all_reduce({op})", group,
+          src.nbytes)
     return _unbuf(out, x.dtype)
 
 
