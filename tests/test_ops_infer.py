@@ -329,10 +329,14 @@ def _compute_dtype(op, t: TensorType) -> np.dtype:
     return t.dtype.storage
 
 
+# ops whose infer/impl need other processes: tested against numpy under mpirun in test_dist.py
+ELSEWHERE = {"all_reduce", "all_gather", "broadcast", "reduce_scatter"}
+
+
 def test_every_primitive_has_infer_impl_and_a_generator():
     missing = [n for n, o in REGISTRY.items() if not callable(o.infer) or not callable(o.impl)]
     assert not missing, f"primitives without infer or impl: {missing}"
-    no_gen = sorted(set(REGISTRY) - set(GENERATORS))
+    no_gen = sorted(set(REGISTRY) - set(GENERATORS) - set(ELSEWHERE))
     assert not no_gen, f"primitives without a type generator in {__file__}: {no_gen}"
     assert len(REGISTRY) >= 59
 

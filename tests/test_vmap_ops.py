@@ -152,11 +152,14 @@ def test_ops_without_inputs_are_shared_and_broadcast_by_out_axes(op):
     check()
 
 
+from test_ops_infer import ELSEWHERE  # noqa: E402
+
+
 def test_every_primitive_has_a_batch_rule_and_a_test():
     """Fails when a primitive lacks a vmap rule, or has no generator to test it with."""
     no_rule = sorted(n for n, o in REGISTRY.items() if not callable(o.batch))
     assert not no_rule, f"primitives without a batch rule: {no_rule}"
-    untested = sorted(set(REGISTRY) - set(GENERATORS))
+    untested = sorted(set(REGISTRY) - set(GENERATORS) - ELSEWHERE)   # collectives: vmap tested under mpirun
     assert not untested, f"primitives without a generator (tests/test_ops_infer.py): {untested}"
 
 

@@ -75,6 +75,14 @@ for backend in ("interp", "llvm"):
     want = np.stack([np.concatenate([data(k, np.float64, (4,)) for k in range(n)]),
                      np.concatenate([data(k + 7, np.float64, (4,)) for k in range(n)])])
     np.testing.assert_array_equal(got, want, err_msg="vmap all_gather")
+    # every collective's vmap rule against a Python loop, batch axis 0 and 1
+    bb = sf.Tensor(data(r + 9, np.float64, (2, 4 * n, 3)))
+    for name, f in [("all_reduce", lambda u: sf.ops.all_reduce(u, "max")), ("all_gather", sf.ops.all_gather),
+                    ("broadcast", lambda u: sf.ops.broadcast(u, n - 1)), ("reduce_scatter", sf.ops.reduce_scatter)]:
+        for ax in (0, 1):
+            got = sf.vmap(f, in_axes=ax)(bb if ax == 0 else sf.ops.transpose(bb, (1, 0, 2))).asnumpy()
+            want = np.stack([f(bb[i]).asnumpy() for i in range(2)])
+            np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"vmap {name} in_axes={ax}")
 if n == 2:   # the CUDA program's host step (emulated device: g++, one compile)
     x = sf.Tensor(data(r, np.float32))
     got = sf.jit(lambda v: sf.ops.all_reduce(v * 2.0) + sf.ops.all_gather(v)[:8], "cuda-emulated")(x)
