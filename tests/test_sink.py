@@ -253,10 +253,12 @@ def test_sink_mode_on_the_gpu_emulator_matches_the_cpu():
 
 def test_data_sink_staging_thread_ends_with_the_function():
     import gc
+    before = set(threading.enumerate())
     step = sf.data_sink(lambda x, y: x.sum(), data(16), sink_size=2)
     step()
-    staging = lambda: sum(t.name == "sporeflow-sink-staging" for t in threading.enumerate())  # noqa: E731
-    assert staging() >= 1
+    mine = [t for t in threading.enumerate() if t not in before and t.name == "sporeflow-sink-staging"]
+    assert len(mine) == 1 and mine[0].is_alive()
     del step
     gc.collect()
-    assert staging() == 0
+    mine[0].join(timeout=5)
+    assert not mine[0].is_alive()
