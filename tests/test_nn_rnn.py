@@ -194,3 +194,44 @@ def test_vmap_of_lstm_cell_equals_loop(rng):
     got = sf.vmap(f)(sf.Tensor(xs), sf.Tensor(hs)).asnumpy()
     want = np.stack([f(sf.Tensor(a), sf.Tensor(b)).asnumpy() for a, b in zip(xs, hs)])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_o1_white_list_runs_the_recurrent_cells_in_float16(rng):
+    """MindSpore's O1 white list holds LSTMCell/RNNCell/GRUCell, Conv1d and Conv2dTranspose."""
+    from sporeflow import amp
+    from sporeflow.ir import dtypes as D
+    assert {nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Conv1d, nn.Conv2dTranspose} <= set(amp.get_white_list())
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.GRUCell(3, 4)
+            self.act = nn.Tanh()
+
+        def construct(self, x, h):
+            return self.act(self.cell(x, h))
+    net = Net()
+    x, h = sf.Tensor(rng.standard_normal((2, 3)).astype(np.float32)), sf.Tensor(np.zeros((2, 4), np.float32))
+    want = net(x, h).asnumpy()
+    amp.auto_mixed_precision(net, "O1")
+    g = sf.jit(net).trace(x, h).graph
+    low = {n.outputs[0].dtype for n in g.nodes if n.op == "matmul"}
+    assert low == {D.float16}
+    assert {n.outputs[0].dtype for n in g.nodes if n.op == "tanh" and "act" in n.scope} == {D.float32}
+    np.testing.assert_allclose(sf.jit(net)(x, h).asnumpy(), want, rtol=2e-2, atol=2e-3)
+
+
+def test_checkpoint_maps_by_mindspore_names(tmp_path):
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 2, bidirectional=True)
+
+    a, b = Net(), Net()
+    path = str(tmp_path / "lstm.ckpt")
+    sf.save_checkpoint(a, path)
+    params = sf.load_checkpoint(path)
+    assert {"lstm.weight_ih_l0", "lstm.bias_hh_l0_reverse"} <= set(params)
+    assert sf.load_param_into_net(b, params) == ([], [])
+    x = sf.Tensor(np.ones((4, 1, 3), np.float32))
+    np.testing.assert_array_equal(a.lstm(x)[0].asnumpy(), b.lstm(x)[0].asnumpy())

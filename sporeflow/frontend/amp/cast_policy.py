@@ -22,7 +22,7 @@ from ..functional import primitives as P
 from .. import nn
 
 LEVELS = ("O0", "O1", "O2", "O3", "auto")
-WHITE_CELLS = (nn.Dense, nn.Conv2d)
+WHITE_CELLS = (nn.Dense, nn.Conv1d, nn.Conv2d, nn.Conv2dTranspose, nn.LSTMCell, nn.RNNCell, nn.GRUCell)
 BATCHNORM_CELLS = (nn.BatchNorm1d, nn.BatchNorm2d)
 BLACK_CELLS = BATCHNORM_CELLS + (nn.LayerNorm,)
 # MindSpore primitive classes -> the sporeflow primitives they become (white/black lists may name them)
