@@ -235,3 +235,25 @@ def test_checkpoint_maps_by_mindspore_names(tmp_path):
     assert sf.load_param_into_net(b, params) == ([], [])
     x = sf.Tensor(np.ones((4, 1, 3), np.float32))
     np.testing.assert_array_equal(a.lstm(x)[0].asnumpy(), b.lstm(x)[0].asnumpy())
+
+
+def test_lstm_and_attention_on_the_cuda_backend(rng):
+    """The generated CUDA program (run by the emulator) agrees with the interpreter: the scan's host
+    loop with its gates and the masked softmax of attention."""
+    from surface_util import CUDA
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4, bidirectional=True)
+            self.attn = nn.MultiheadAttention(8, 2)
+
+        def construct(self, x, lengths, kpm):
+            h, _ = self.lstm(x, None, lengths)
+            return self.attn(h, h, h, key_padding_mask=kpm)[0]
+    sf.set_seed(6)
+    net = Net()
+    args = (sf.Tensor(rng.standard_normal((4, 2, 3)).astype(np.float32)), sf.Tensor(np.array([4, 2], np.int32)),
+            sf.Tensor(np.array([[False] * 4, [False, False, True, True]])))
+    want = sf.jit(net, backend="interp")(*args).asnumpy()
+    np.testing.assert_allclose(sf.jit(net, backend=CUDA)(*args).asnumpy(), want, rtol=1e-5, atol=1e-6)
