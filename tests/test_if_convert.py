@@ -1,4 +1,4 @@
-"""A Python `if` on a traced tensor in a jit function becomes one cond (frontend/if_convert.py):
+"""A Python `if` on a traced tensor in a jit function becomes one cond (frontend/autograph.py):
 same results as the eager Python run, Parameters assigned in a branch, elif chains, the Python
 semantics of concrete tests, and clear errors (user line) where the branches cannot agree."""
 import numpy as np
@@ -86,14 +86,14 @@ def test_branches_that_disagree_name_the_variable_and_line():
     assert "`y`" in msg and "test_if_convert.py" in msg
 
 
-def test_an_if_that_returns_keeps_the_error_that_names_cond():
+def test_an_if_that_returns_compiles_to_a_cond():
     def f(x):
         if x.sum() > 0:
             return x
         return -x
 
-    with pytest.raises(TracerError, match="ops.cond"):
-        sf.jit(f)(T(1.0))
+    for v in (1.0, -2.0):
+        np.testing.assert_allclose(sf.jit(f)(T(v)).asnumpy(), [abs(v)])
 
 
 def test_a_branch_temporary_is_unbound_after_the_if():

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import Iterator
 
 from ..ir import dtypes as D
+from .autograph import convert_method
 from .autocast import CellAmp, amp_call, amp_mark, needs_amp_call, set_amp_mark
 from .source import api_boundary
 from .tensor import Parameter
@@ -15,6 +16,7 @@ from .tracer import current_trace
 
 class Cell:
     """Base class of all layers and networks. Subclasses define `construct`."""
+    __sf_self_converting__ = True   # autograph leaves Cell calls alone: __call__ converts construct
 
     def __init__(self, auto_prefix: bool = True, flags=None):
         object.__setattr__(self, "_params", OrderedDict())
@@ -157,6 +159,8 @@ class Cell:
         if type(self).bprop is not Cell.bprop:
             from .custom_grad import call_with_bprop
             return call_with_bprop(self, args, kwargs)
+        if current_trace() is not None:   # compiled: Python control flow on tensors is converted
+            return convert_method(self, "construct")(*args, **kwargs)
         return self.construct(*args, **kwargs)
 
     def _traced_call(self, trace, args, kwargs):

@@ -19,8 +19,8 @@ from ..context import default_backend
 from ..errors import ShapeError, SporeflowError, TracerError
 from ..ir import comm
 from ..ir.graph import Graph
+from .autograph import convert
 from .source import api_boundary
-from .if_convert import convert_ifs
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from .tracer import Trace, current_trace
@@ -184,7 +184,6 @@ class JitFunction:
         self._keys: list[CacheKey] = []
         self.last_retrace_reason: str | None = None
         self.trace_count = 0
-        self._converted: Callable | None = None
         functools.update_wrapper(self, fn, updated=()) if callable(fn) and hasattr(fn, "__name__") else None
 
     def __get__(self, instance, owner=None):
@@ -241,12 +240,6 @@ class JitFunction:
         return "; ".join(details) or "unknown"
 
     # -- tracing ----------------------------------------------------------------------------------
-    def _traced_fn(self) -> Callable:
-        """The function as traced: its `if` statements on tensors become cond (if_convert)."""
-        if self._converted is None:
-            self._converted = convert_ifs(self.fn)
-        return self._converted
-
     @api_boundary
     def trace(self, *args, **kwargs) -> Traced:
         leaves, td = tree_flatten((args, kwargs))
@@ -265,7 +258,7 @@ class JitFunction:
                     call_leaves.append(x)
             args, kwargs = tree_unflatten(td, call_leaves)
             try:
-                out = self._traced_fn()(*args, **kwargs)
+                out = convert(self.fn)(*args, **kwargs)
             except (ShapeError, TracerError) as e:
                 _save_analyze_fail(tr, e)
                 raise
@@ -286,7 +279,7 @@ class JitFunction:
     @api_boundary
     def __call__(self, *args, **kwargs):
         if current_trace() is not None:
-            return self._traced_fn()(*args, **kwargs)   # nested: inline into the enclosing trace
+            return convert(self.fn)(*args, **kwargs)   # nested: inline into the enclosing trace
         leaves, td = tree_flatten((args, kwargs))
         key = self._key(leaves, td)
         compiled = self._cache.get(key.as_tuple())

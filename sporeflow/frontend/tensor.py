@@ -330,10 +330,12 @@ class Tracer(Tensor):
         raise concrete_error("Reading the data", "Return the tensor from the function, or compute it eagerly.")
 
     def __bool__(self):
-        raise concrete_error("A Python `if`/`while`/`bool()`/`and`/`or`",
-                             "Use ops.select(cond, a, b) or ops.where for values, ops.cond(pred, f, g, *args) "
-                             "for branches, ops.WhileLoop / ops.Scan for loops, or make the value a static "
-                             "Python number.")
+        raise concrete_error("bool() (or an `if`/`while`/`and`/`or` in code sporeflow cannot convert: "
+                             "no source, a lambda, a comprehension)",
+                             "`if`/`while`/`for` statements in functions and construct compile to cond / "
+                             "while_loop / scan; elsewhere use ops.select(cond, a, b) or ops.where for values, "
+                             "ops.cond(pred, f, g, *args) for branches, ops.WhileLoop / ops.Scan for loops, or "
+                             "make the value a static Python number.")
 
     def __int__(self):
         raise concrete_error("int()", "Keep it a tensor (ops.cast(x, sf.int32)), or pass a Python int instead.")

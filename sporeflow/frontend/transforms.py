@@ -21,6 +21,7 @@ from ..errors import SporeflowError
 from ..ir import dtypes as D
 from ..ir.graph import Graph
 from . import lax
+from .autograph import convert
 from .jit import save_graph
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
@@ -61,7 +62,7 @@ def _trace(fn: Callable, args: Sequence, name: str) -> _Traced:
         tracers = [tr.new_input(x._type, f"arg{i}") for i, x in enumerate(leaves)]
         call_args = [tree_unflatten(td, [tracers[i] if i is not None else x for i, x in zip(idx, la)])
                      for td, idx, la in slots]
-        out = fn(*call_args)
+        out = convert(fn)(*call_args)
         out_leaves, out_td = tree_flatten(out)
         out_static, tensors = split_leaves(out_leaves, lambda x: isinstance(x, Tensor))
         graph, captured, updated = tr.finish(tensors)

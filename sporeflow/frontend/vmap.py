@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.types import TensorType
+from .autograph import convert
 from .jit import save_graph
 from .pytree import join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .source import user_line_description, wrap_methods
@@ -193,7 +194,7 @@ class VmapFunction:
                 shp = tuple(x.shape) if d is None else x.shape[:d] + x.shape[d + 1:]
                 call.append(tr.new_input(TensorType(shp, x.dtype)))
             cargs, ckwargs = tree_unflatten(td, call)
-            out = self.fn(*cargs, **ckwargs)
+            out = convert(self.fn)(*cargs, **ckwargs)
             out_leaves, out_td = tree_flatten(out)
             out_static, tensors = split_leaves(out_leaves, lambda x: isinstance(x, Tensor))
             graph, captured, updated = tr.finish(tensors)
