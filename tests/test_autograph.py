@@ -376,3 +376,20 @@ def test_conversion_is_cached_per_code_object():
     a, b = convert(pick), convert(pick)
     assert a is not pick and a.__code__ is b.__code__
     assert convert(print) is print and convert(np.sum) is np.sum
+
+
+def _flatten(out) -> list:
+    if isinstance(out, (tuple, list)):
+        return [a for o in out for a in _flatten(o)]
+    return [out]
+
+
+def test_recursive_global_helper_calls_itself_from_a_converted_branch():
+    def total(x):
+        leaves = _flatten((x, [x * 2.0, (x + 1.0,)]))
+        return leaves[0] + leaves[1] + leaves[2]
+
+    x = T([1.0, 2.0])
+    np.testing.assert_allclose(sf.jit(total)(x).asnumpy(), total(x).asnumpy())
+    converted = convert(_flatten)
+    assert converted is not _flatten and converted.__name__ == converted.__code__.co_name == "_flatten"

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from . import autograph_runtime as rt
 
 AG = "ag__"
+_SELF = "sf__converted"   # the name the rewritten function is compiled under
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LIB_DIRS = tuple({sysconfig.get_paths()[k] + os.sep for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 _CODE_CACHE: dict[types.CodeType, types.CodeType | None] = {}
@@ -507,13 +508,18 @@ def _transform(fn) -> types.CodeType | None:
     if node is None:
         return None
     free = list(fn.__code__.co_freevars)
-    factory = _def("sf__factory", [AG] + free, [node, ast.Return(value=_name(node.name))])
+    # The rewrite is defined under a reserved name: were it defined under its own name inside
+    # the factory, a recursive global function's calls to itself (from the nested functions the
+    # branches become) would resolve to a factory cell instead of the module global.
+    node.name = _SELF
+    factory = _def("sf__factory", [AG] + free, [node, ast.Return(value=_name(_SELF))])
     factory = _located(factory, node)
     module = ast.Module(body=[factory], type_ignores=[])
     ast.fix_missing_locations(module)
     code = compile(module, fn.__code__.co_filename, "exec", dont_inherit=True)
     fac = next(c for c in code.co_consts if isinstance(c, types.CodeType))
-    return next(c for c in fac.co_consts if isinstance(c, types.CodeType) and c.co_name == fn.__name__)
+    body = next(c for c in fac.co_consts if isinstance(c, types.CodeType) and c.co_name == _SELF)
+    return body.replace(co_name=fn.__code__.co_name, co_qualname=fn.__code__.co_qualname)
 
 
 def _convertible(fn) -> bool:
@@ -537,7 +543,8 @@ def convert_function(fn: types.FunctionType) -> Callable:
     if new_code is None:
         return fn
     cells = dict(zip(code.co_freevars, fn.__closure__ or ()))
-    closure = tuple(cells[n] if n in cells else types.CellType(rt) for n in new_code.co_freevars)
+    cells[AG] = types.CellType(rt)
+    closure = tuple(cells[n] for n in new_code.co_freevars)
     new = types.FunctionType(new_code, fn.__globals__, fn.__name__, fn.__defaults__, closure)
     new.__kwdefaults__ = fn.__kwdefaults__
     new.__qualname__, new.__module__, new.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
