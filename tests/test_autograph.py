@@ -5,6 +5,7 @@ grads equal finite differences, the errors name the variable and the user's line
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 import pytest
@@ -393,3 +394,23 @@ def test_recursive_global_helper_calls_itself_from_a_converted_branch():
     np.testing.assert_allclose(sf.jit(total)(x).asnumpy(), total(x).asnumpy())
     converted = convert(_flatten)
     assert converted is not _flatten and converted.__name__ == converted.__code__.co_name == "_flatten"
+
+
+def test_nested_def_in_converted_code_is_not_converted_twice():
+    def outer(x):
+        def inner(y):
+            if y.sum() > 0:
+                return ops.exp(y)
+            return y
+        return inner(x) + inner(-x)
+
+    x = T([0.5, 1.0])
+    np.testing.assert_allclose(sf.jit(outer)(x).asnumpy(), outer(x).asnumpy(), rtol=1e-6)
+
+
+def test_package_code_reached_through_an_unnormalised_path_is_not_converted():
+    from sporeflow.frontend import autograph
+    ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(autograph.__file__))))
+    f = types.FunctionType(pick.__code__.replace(
+        co_filename=os.path.join(ROOT, "bench", "..", "sporeflow", "x.py")), {})
+    assert not autograph._convertible(f) and autograph._convertible(pick)

@@ -528,8 +528,13 @@ def _convertible(fn) -> bool:
     code = fn.__code__
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         return False
+    if AG in code.co_freevars:
+        return False   # defined inside converted code: its body was converted with it
     f = code.co_filename
-    return not (f.startswith(_PKG_DIR) or f.startswith(_LIB_DIRS) or f.startswith("<"))
+    if f.startswith("<"):
+        return False
+    f = os.path.abspath(f)   # a package imported through a path like bench/../sporeflow is still ours
+    return not (f.startswith(_PKG_DIR) or f.startswith(_LIB_DIRS))
 
 
 def convert_function(fn: types.FunctionType) -> Callable:
