@@ -6,6 +6,7 @@ from .ir import dtypes as _dtypes
 from .ir.dtypes import (bfloat16, bool_, double, float16, float32, float64, float_, half, int8, int16,  # noqa: F401
                         int32, int64, int_, uint8, uint16, uint32, uint64,
                         dtype_to_nptype, dtype_to_pytype)
+from . import primitives  # noqa: F401  (registers every primitive)
 from .context import GRAPH_MODE, PYNATIVE_MODE, get_context, set_context, set_device  # noqa: F401
 from .context import (ParallelMode, get_auto_parallel_context, reset_auto_parallel_context,  # noqa: F401
                       set_auto_parallel_context)

@@ -18,6 +18,7 @@ from .frontend import functional as F
 from .frontend.functional._core import norm_axes as _norm_axes, tensor as _tensor
 from .frontend.tensor import Tensor
 from .ir import dtypes as D
+from .frontend.random import next_key, normal, uniform
 
 float16, float32, float64, bfloat16 = D.float16, D.float32, D.float64, D.bfloat16
 int8, int16, int32, int64, uint8, bool_ = D.int8, D.int16, D.int32, D.int64, D.uint8, D.bool_
@@ -313,18 +314,15 @@ def _shape_of(args) -> tuple:
 
 
 def randn(*shape, dtype=float32) -> Tensor:
-    from .frontend.random import next_key, normal
     return normal(next_key(), _shape_of(shape), dtype)
 
 
 def rand(*shape, dtype=float32) -> Tensor:
-    from .frontend.random import next_key, uniform
     return uniform(next_key(), _shape_of(shape), dtype)
 
 
 def randint(minval, maxval=None, shape=None, dtype=int32) -> Tensor:
     """Integers in [minval, maxval) (or [0, minval) when maxval is None)."""
-    from .frontend.random import next_key, uniform
     if maxval is None:
         minval, maxval = 0, minval
     if maxval <= minval:

@@ -2,12 +2,12 @@
 from .frontend.functional import *  # noqa: F401,F403
 from .frontend.functional import (ForiLoop, Scan, WhileLoop, abs, all, any, assign, assign_add,  # noqa: F401
                                   assign_sub, cond, depend, getitem, max, min, pow, sum)
+from .core.source import api_boundary
 
 
 def _wrap_public() -> None:
     """User-mistake errors leave sf.ops functions with the user's line as the last frame."""
     import types
-    from .frontend.source import api_boundary
     for name, fn in list(globals().items()):
         if isinstance(fn, types.FunctionType) and not name.startswith("_"):
             globals()[name] = api_boundary(fn)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sporeflow as sf
-from sporeflow.frontend import lax
+from sporeflow.core import lax
 from sporeflow.ir import parse, verify
 from sporeflow.ir.registry import NOT_DIFFERENTIABLE, REGISTRY
 

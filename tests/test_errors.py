@@ -142,7 +142,7 @@ def test_filtering_can_be_turned_off(monkeypatch):
     with pytest.raises(ShapeError) as ei:
         g_add(T(2, 3), T(4))
     frames = traceback.extract_tb(ei.value.__traceback__)
-    assert frames[-1].filename.endswith(os.path.join("sporeflow", "frontend", "tracer.py"))
+    assert frames[-1].filename.endswith(os.path.join("sporeflow", "core", "trace.py"))
 
 
 def test_escaped_tracer_is_reported():

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 
 import sporeflow as sf
 from sporeflow import nn, ops
-from sporeflow.frontend import lax
+from sporeflow.core import lax
 
 from small_nets import CNN, MLP
 

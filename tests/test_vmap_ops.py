@@ -14,9 +14,9 @@ from hypothesis import assume, given, settings, strategies as st
 
 import sporeflow as sf
 from sporeflow.errors import NoRuleError
-from sporeflow.frontend import lax
+from sporeflow.core import lax
 from sporeflow.frontend.tensor import Tensor
-from sporeflow.frontend.tracer import bind
+from sporeflow.core.trace import bind
 from sporeflow.ir import REGISTRY
 from sporeflow.ir import dtypes as D
 from sporeflow.ir.parser import parse

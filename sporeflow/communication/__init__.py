@@ -8,6 +8,7 @@ CPU processes talk through MPI (mpi4py; `pip install -e ".[dist]"`), GPUs throug
 """
 from __future__ import annotations
 
+from .. import context
 from ..ir import comm as _comm
 from ..ir.comm import CommError, CommTimeoutError, set_timeout  # noqa: F401
 from ..frontend.functional.comm_ops import ReduceOp  # noqa: F401
@@ -26,7 +27,6 @@ class GlobalComm:
 def init(backend_name: str | None = None, timeout: float | None = None) -> None:
     """Join the process world. backend_name: None (MPI on CPU, NCCL when the device target is
     GPU), 'mpi'/'mccl', 'nccl'; 'hccl' is refused. `timeout` (seconds) bounds every collective."""
-    from .. import context
     name = (backend_name or ("nccl" if context.get_context("device_target") == "GPU" else "mpi")).lower()
     if name == "hccl":
         raise CommError("init('hccl'): HCCL is Huawei Ascend's collective library and sporeflow has no Ascend "

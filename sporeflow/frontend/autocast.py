@@ -16,7 +16,7 @@ from ..context import get_context
 from ..ir import dtypes as D
 from ..passes.amp import MODES, AmpPlan, amp_pass
 from ..passes.manager import PassManager
-from .tracer import current_trace
+from ..core.trace import current_trace
 from .transforms import _apply_updates, _rebuild_outputs, _run, _trace
 
 

@@ -13,13 +13,14 @@ from typing import Any, Callable, Sequence
 
 from ..errors import TracerError
 from ..ir import dtypes as D
-from . import lax
+from ..core import lax
+from ..core.source import concrete_error, user_line_description
+from ..core.trace import Trace, current_trace
 from .functional import control_ops as C
 from .functional._core import tensor
+from .functional.state_ops import assign
 from .pytree import tree_flatten, tree_unflatten
-from .source import user_line_description
 from .tensor import Parameter, Tensor, Tracer
-from .tracer import Trace, concrete_error, current_trace
 
 
 # ---- values that are not there ----------------------------------------------------------------
@@ -353,7 +354,6 @@ def setattr_(obj, name: str, value) -> None:
     MindSpore's construct; other attributes keep Python semantics outside traced branches."""
     current = getattr(obj, name, None)
     if isinstance(current, Parameter) and current_trace() is not None and not isinstance(value, Parameter):
-        from .functional.state_ops import assign
         assign(current, value)
         return
     if in_traced_branch():

@@ -9,9 +9,12 @@ from typing import Iterator
 from ..ir import dtypes as D
 from .autograph import convert_method
 from .autocast import CellAmp, amp_call, amp_mark, needs_amp_call, set_amp_mark
-from .source import api_boundary
+from ..core.source import api_boundary
 from .tensor import Parameter
-from .tracer import current_trace
+from ..core.trace import current_trace
+from ..context import GRAPH_MODE, get_context
+from .jit import JitFunction
+from .custom_grad import call_with_bprop
 
 
 class Cell:
@@ -145,10 +148,8 @@ class Cell:
         trace = current_trace()
         if trace is not None:
             return self._traced_call(trace, args, kwargs)
-        from ..context import GRAPH_MODE, get_context
         if get_context("mode") == GRAPH_MODE:
             if self._graph_fn is None:
-                from .jit import JitFunction
                 object.__setattr__(self, "_graph_fn", JitFunction(self, name=type(self).__name__))
             return self._graph_fn(*args, **kwargs)
         if needs_amp_call(self):
@@ -157,7 +158,6 @@ class Cell:
 
     def _call_construct(self, args, kwargs):
         if type(self).bprop is not Cell.bprop:
-            from .custom_grad import call_with_bprop
             return call_with_bprop(self, args, kwargs)
         if current_trace() is not None:   # compiled: Python control flow on tensors is converted
             return convert_method(self, "construct")(*args, **kwargs)

@@ -12,10 +12,10 @@ from typing import Any
 
 from ..errors import SporeflowError
 from ..ir.graph import Graph, Value
-from . import lax
+from ..core import lax
 from .pytree import tree_flatten, tree_unflatten
 from .tensor import Tensor
-from .tracer import Trace, current_trace
+from ..core.trace import Trace, current_trace, inline
 
 
 def _widen(graph: Graph, n_explicit: int, own: list, union: list, tail: int = 0) -> Graph:
@@ -78,7 +78,6 @@ def call_with_bprop(cell, args: tuple, kwargs: dict) -> Any:
     bwd = _widen(bwd, n, bcaps, caps, tail=len(out_types) + len(float_out))
     with Trace(f"{type(cell).__name__}_bwd") as tp:
         ins = [tp.new_input(v.type) for v in bwd.inputs]
-        from .tracer import inline
         gs = inline(bwd, ins)
         git = iter(gs)
         cap_in = ins[n:n + len(caps)]

@@ -15,15 +15,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..context import default_backend
+from ..context import default_backend, get_context
 from ..errors import ShapeError, SporeflowError, TracerError
 from ..ir import comm
 from ..ir.graph import Graph
+from ..core.source import api_boundary
 from .autograph import convert
-from .source import api_boundary
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
-from .tracer import Trace, current_trace
+from ..core.trace import Trace, current_trace
+from ..backends import get_backend
+from ..passes import prepare_for_backend
+from ..passes.manager import resolve
+from ..passes.memory import donation_pairs
 
 log = logging.getLogger("sporeflow.jit")
 RETRACE_WARNING = 10   # trace count at which a function gets one warning that it keeps retracing
@@ -85,7 +89,6 @@ def save_graph(graph: Graph, stage: str) -> str | None:
     """With set_context(save_graphs=True) (or env SPOREFLOW_SAVE_GRAPHS=1), write the graph as
     `<save_graphs_path>/NNNN_<graph>_<stage>.ir` (MindSpore's NN_<pass> naming); returns the path."""
     import os
-    from ..context import get_context
     for obs in graph_observers:
         obs(stage, graph)
     if not (get_context("save_graphs") or os.environ.get("SPOREFLOW_SAVE_GRAPHS", "0") not in ("", "0")):
@@ -126,9 +129,6 @@ class Traced:
     passes: dict = field(default_factory=dict)   # the jit's pipeline / disabled / opt_level
 
     def lower(self, backend: str | None = None) -> "Compiled":
-        from ..backends import get_backend
-        from ..context import default_backend
-        from ..passes import prepare_for_backend
         name = backend or self.backend or default_backend()
         t0 = time.perf_counter()
         save_graph(self.graph, "traced")
@@ -137,7 +137,6 @@ class Traced:
         comm.check_graph(g)     # ranks agree on the step before its first collective runs
         be = get_backend(name)
         if getattr(be, "supports_donation", False):   # updated Parameters are written in place
-            from ..passes.memory import donation_pairs
             exe = be.compile(g, donate=tuple(donation_pairs(self)))
         else:
             exe = be.compile(g)
@@ -209,7 +208,6 @@ class JitFunction:
 
     def _backend_key(self) -> str:
         """The backend and the passes it will run (a new pipeline is a new compiled graph)."""
-        from ..context import get_context
         key = self.backend or default_backend()
         pipeline = self.passes.get("pipeline", get_context("pipeline"))
         opt = self.passes.get("opt_level", get_context("opt_level"))
@@ -293,7 +291,6 @@ class JitFunction:
         if compiled is None:
             reason = reason or self._explain(key)
             if self._keys:
-                from ..context import get_context
                 level = logging.WARNING if get_context("jit_explain") else logging.INFO
                 log.log(level, "sf.jit: retracing %s because %s", self.name, reason)
                 if len(self._keys) + 1 == RETRACE_WARNING:
@@ -383,7 +380,6 @@ def jit(fn: Callable | None = None, backend: str | None = None, *, function: Cal
     if opt_level is not None:
         passes["opt_level"] = opt_level
     if passes:
-        from ..passes.manager import resolve
         resolve(backend or default_backend(), passes.get("pipeline"), passes.get("disabled", ()), opt_level)
     if fn is None:
         return lambda f: JitFunction(f, backend, passes=passes)

@@ -18,6 +18,7 @@ from ..backends import get_backend
 from ..context import default_backend
 from ..ir.graph import Graph
 from ..ir.graph import GraphBuilder
+from ..backends.base import _INSTANCES
 
 DEVICE_BACKENDS = ("cuda", "cuda-emulated")
 _EAGER: dict = {}
@@ -40,7 +41,6 @@ def device_of(arr):
 
 
 def _instance(name: str):
-    from ..backends.base import _INSTANCES
     return _INSTANCES.get(name)
 
 

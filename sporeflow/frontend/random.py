@@ -1,4 +1,4 @@
-"""Explicit-key random numbers (counter-based Threefry; see ir/ops/random.py).
+"""Explicit-key random numbers (counter-based Threefry; see primitives/random.py).
 
 `key(seed)` makes a u32[2] key, `split` derives independent keys, `uniform`/`normal`/`bernoulli`
 draw from a key. Layers that need randomness without a user key (Dropout) draw from a global
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..ir import dtypes as D
-from . import lax
+from ..core import lax
 from .tensor import Parameter, Tensor
 
 

@@ -7,9 +7,13 @@ import numpy as np
 
 from ..ir import dtypes as D
 from ..ir.dtypes import DType, as_dtype
+from ..ir.interpret import run_graph
 from ..ir.types import TensorType
+from ..core.source import wrap_methods
+from ..core.trace import current_trace, install_arrays
+from ..core.tracer import Tracer as CoreTracer
+from . import placement
 from .placement import place, to_host
-from .tracer import concrete_error
 
 
 def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
@@ -222,7 +226,6 @@ class Tensor:
     def __setitem__(self, key, value) -> None:
         """x[key] = value. The tensor object takes the new value (under a trace it stands for the
         new graph value from here on; a Parameter records an assignment)."""
-        from .tracer import current_trace
         new = F.setitem(self, key, value)
         if isinstance(self, Parameter):
             F.assign(self, new)
@@ -316,51 +319,9 @@ class Tensor:
         return self
 
 
-class Tracer(Tensor):
-    """A Tensor standing for a Value of a graph being traced. It has no data."""
-
-    def __init__(self, trace, value):
-        self._trace = trace
-        self._value = value
-        self._type = value.type
-        self._dtype = value.type.dtype
-
-    @property
-    def _data(self):
-        raise concrete_error("Reading the data", "Return the tensor from the function, or compute it eagerly.")
-
-    def __bool__(self):
-        raise concrete_error("bool() (or an `if`/`while`/`and`/`or` in code sporeflow cannot convert: "
-                             "no source, a lambda, a comprehension)",
-                             "`if`/`while`/`for` statements in functions and construct compile to cond / "
-                             "while_loop / scan; elsewhere use ops.select(cond, a, b) or ops.where for values, "
-                             "ops.cond(pred, f, g, *args) for branches, ops.WhileLoop / ops.Scan for loops, or "
-                             "make the value a static Python number.")
-
-    def __int__(self):
-        raise concrete_error("int()", "Keep it a tensor (ops.cast(x, sf.int32)), or pass a Python int instead.")
-
-    def __float__(self):
-        raise concrete_error("float()", "Keep it a tensor, or pass a Python float instead.")
-
-    def __index__(self):
-        raise concrete_error("Using as a Python index", "Index with the tensor itself (x[idx_tensor]) "
-                             "or with a Python int.")
-
-    def __array__(self, dtype=None, copy=None):
-        raise concrete_error("np.asarray()/numpy conversion", "Use sporeflow ops (sf.ops, sf.numpy) inside "
-                             "compiled functions; convert results after the call.")
-
-    def asnumpy(self):
-        raise concrete_error(".asnumpy()", "Return the tensor from the function and call .asnumpy() on the result.")
-
-    def item(self):
-        raise concrete_error(".item()", "Return the tensor and read it after the call.")
-
-    def __repr__(self) -> str:
-        return f"Tracer({self._type})"
-
-    __str__ = __repr__
+class Tracer(CoreTracer, Tensor):
+    """A Tensor standing for a Value of a graph being traced: the core Tracer (no data, clear
+    errors where data would be needed) with every Tensor method."""
 
 
 class Parameter(Tensor):
@@ -437,7 +398,22 @@ class ParameterTuple(tuple):
 
 
 from . import functional as F  # noqa: E402  (operators dispatch here; imported last to break the cycle)
-from .source import wrap_methods  # noqa: E402
 
 for _cls in (Tensor, Tracer, Parameter):
     wrap_methods(_cls)
+
+
+def _eager_op(opdef, arrays: list, attrs, in_types: list, out_types: list) -> list:
+    if placement.current_device() is not None or placement.on_device(arrays):
+        return placement.run_eager(opdef, arrays, attrs, in_types, out_types)   # device kernels
+    return opdef.run(arrays, attrs, in_types, out_types)
+
+
+def _eager_graph(graph, arrays: list) -> list:
+    if placement.current_device() is not None or placement.on_device(arrays):
+        return placement.run_graph_on_device(graph, arrays)
+    return run_graph(graph, arrays)
+
+
+install_arrays(tensor=Tensor, tracer=Tracer, parameter=Parameter, wrap=Tensor._wrap, to_host=to_host,
+               run_op=_eager_op, run_graph=_eager_graph)

@@ -20,12 +20,14 @@ import numpy as np
 from ..errors import SporeflowError
 from ..ir import dtypes as D
 from ..ir.graph import Graph
-from . import lax
+from ..core import lax
 from .autograph import convert
 from .jit import save_graph
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
-from .tracer import Trace, current_trace, inline
+from ..core.trace import Trace, current_trace, inline
+from ..passes.autodiff import dce, vjp_graph
+from ..passes.forward import jvp_graph
 
 
 @dataclass
@@ -160,7 +162,6 @@ def _grad_core(fn, args, grad_position, weights, has_aux, return_ids, sens, fnam
             raise SporeflowError(f"{fname}: has_aux=True needs fn to return a tuple (output, aux...)")
         n_primary = t.out_td.children[0].num_leaves - sum(
             1 for i in t.out_static if i < t.out_td.children[0].num_leaves)
-    from ..passes.autodiff import dce, vjp_graph
     save_graph(t.graph, "forward")
     vg = vjp_graph(t.graph, wrt)
     save_graph(vg, "grad")
@@ -298,7 +299,6 @@ def _tuple_inputs(inputs) -> tuple[tuple, bool]:
 
 def jvp(fn: Callable, inputs, v, has_aux: bool = False):
     """(fn(*inputs), J v): forward-mode derivative along `v` (same structure as `inputs`)."""
-    from ..passes.forward import jvp_graph
     args, multi = _tuple_inputs(inputs)
     vs, _ = _tuple_inputs(v)
     if len(vs) != len(args):
@@ -332,7 +332,6 @@ def jvp(fn: Callable, inputs, v, has_aux: bool = False):
 def vjp(fn: Callable, *inputs, weights=None, has_aux: bool = False):
     """(fn(*inputs), vjp_fn): vjp_fn(cotangent) -> tuple of input grads (then weight grads when
     weights are given); with has_aux: (output0, vjp_fn, aux)."""
-    from ..passes.autodiff import vjp_graph
     ws = _weights_list(weights)
     t = _trace(fn, inputs, "vjp")
     n_exp = len(t.leaves)
@@ -401,8 +400,6 @@ def _jac(fn, grad_position, has_aux, mode: str):
         raise SporeflowError(f"jac{mode}: grad_position must be an int or a tuple of ints")
 
     def jac_fn(*args):
-        from ..passes.autodiff import vjp_graph
-        from ..passes.forward import jvp_graph
         args = _floats_to_tensors(args, positions)
         t = _trace(fn, args, f"jac{mode}")
         sel = sorted(_diff_mask_leaves(t, positions, f"jac{mode}"))

@@ -25,9 +25,14 @@ from ..ir.types import TensorType
 from .autograph import convert
 from .jit import save_graph
 from .pytree import join_leaves, split_leaves, tree_flatten, tree_unflatten
-from .source import user_line_description, wrap_methods
+from ..core.source import user_line_description, wrap_methods
 from .tensor import Parameter, Tensor
-from .tracer import Trace, current_trace, inline
+from ..core.trace import Trace, current_trace, inline
+from ..passes.vmap import batch_graph
+from .cell import Cell
+from .nn.layer.container import CellList
+from . import functional as F
+from .functional import assign
 
 
 class VmapError(ShapeError):
@@ -90,10 +95,8 @@ def _as_leaf(x):
 # ---- ensembles ------------------------------------------------------------------------------------
 def _ensemble_members(fn) -> list | None:
     """The member Cells when `fn` is an ensemble (CellList, or a list/tuple of Cells)."""
-    from .cell import Cell
     if isinstance(fn, (list, tuple)) and fn and all(isinstance(c, Cell) for c in fn):
         return list(fn)
-    from .nn.layer.container import CellList
     if isinstance(fn, CellList):
         return list(fn.cells())
     return None
@@ -111,7 +114,6 @@ def _member_params(members: list) -> list[list[Parameter]]:
 
 
 def _stack(params: Sequence[Parameter]) -> Tensor:
-    from . import functional as F
     if current_trace() is None:
         return Tensor._wrap(np.stack([p._data for p in params]), params[0].dtype)
     return F.stack(list(params), 0)
@@ -180,7 +182,6 @@ class VmapFunction:
 
     # -- call ------------------------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        from ..passes.vmap import batch_graph
         leaves, dims, names = self._in_dims(args, kwargs)
         size = self._size(leaves, dims, names)
         _, td = tree_flatten((tuple(args), kwargs))
@@ -240,7 +241,6 @@ class VmapFunction:
 
     @staticmethod
     def _write_updates(updated, values, index, plists) -> None:
-        from .functional import assign
         for p, v in zip(updated, values):
             if id(p) in index:                      # an ensemble Parameter: member i gets slice i
                 for i, ps in enumerate(plists):

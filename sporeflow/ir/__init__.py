@@ -5,7 +5,6 @@ from .dtypes import DType
 from .graph import Graph, GraphBuilder, Node, Value
 from .registry import NOT_DIFFERENTIABLE, REGISTRY, Amp, Kind, OpDef, def_op, get_op
 from .types import Attrs, ConstValue, TensorType
-from . import ops  # noqa: F401  (registers every primitive)
 from .interpret import run_graph
 from .parser import parse, parse_module
 from .printer import print_graph

@@ -1,6 +1,6 @@
 """The process world that collective primitives run in: MPI communicators through mpi4py.
 
-The collective OpDefs (ir/ops/collective.py) execute through the functions here, on the
+The collective OpDefs (primitives/collective.py) execute through the functions here, on the
 interpreter (their `impl`) and from LLVM-compiled steps (a C-callable callback). Every collective
 is started non-blocking and waited on with a deadline, so a rank that died or stopped stepping
 makes the others raise CommTimeoutError instead of hanging in MPI forever.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from .registry import get_op
 from .types import Attrs, TensorType
 
 
@@ -48,7 +49,6 @@ class Node:
 
     @property
     def opdef(self):
-        from .registry import get_op
         return get_op(self.op)
 
     def subgraphs(self) -> list["Graph"]:
@@ -95,7 +95,6 @@ class Graph:
         return keep
 
     def __str__(self) -> str:
-        from .printer import print_graph
         return print_graph(self)
 
     def __repr__(self) -> str:
@@ -117,7 +116,6 @@ class GraphBuilder:
 
     def emit(self, op: str, inputs: Sequence[Value], attrs: Attrs | dict | None = None,
              loc: str = "", scope: str = "") -> list[Value]:
-        from .registry import get_op
         attrs = attrs if isinstance(attrs, Attrs) else Attrs(attrs or {})
         out_types = get_op(op).infer_types([v.type for v in inputs], attrs)
         node = Node(op, inputs, attrs, out_types, loc, scope)
@@ -130,3 +128,6 @@ class GraphBuilder:
 
     def finish(self, outputs: Sequence[Value]) -> Graph:
         return Graph(self.name, self.inputs, self.nodes, outputs)
+
+
+from .printer import print_graph  # noqa: E402  (Graph.__str__; the printer reads Graph)

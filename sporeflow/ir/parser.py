@@ -16,6 +16,7 @@ from ..errors import IRParseError
 from .dtypes import BY_SHORT, f32_to_bf16_bits, bfloat16
 from .graph import Graph, Node, Value
 from .types import Attrs, ConstValue, TensorType
+from .registry import REGISTRY
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
@@ -219,7 +220,6 @@ def _parse_node(ln: _Line, env: dict[str, Value], graphs: dict[str, Graph]) -> N
             break
     ln.next(text="=")
     _, op, opcol = ln.next("ident")
-    from .registry import REGISTRY
     if op not in REGISTRY:
         raise ln.err(f"unknown op {op!r}", opcol)
     ln.next(text="(")

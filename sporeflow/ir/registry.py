@@ -3,7 +3,7 @@
 An OpDef carries type inference, the numpy reference implementation (used by the interpreter
 and by constant folding), the autodiff rules (vjp, jvp), the vmap rule (batch), the fusion
 kind, the mixed-precision policy and per-backend lowerings. Rules are written with sporeflow
-ops (`sporeflow.frontend.lax`), so what they emit is again an ordinary graph.
+ops (`sporeflow.core.lax`), so what they emit is again an ordinary graph.
 """
 from __future__ import annotations
 

@@ -5,12 +5,9 @@
 from __future__ import annotations
 
 from ..ir.graph import Graph
+from .manager import run_default_pipeline
 
 
 def prepare_for_backend(graph: Graph, backend: str, pipeline=None, disabled=(), opt_level=None) -> Graph:
     """Run `pipeline` (default: set_context(pipeline=...), else the backend's) on `graph`."""
-    try:
-        from .manager import run_default_pipeline
-    except ImportError:
-        return graph
     return run_default_pipeline(graph, backend, pipeline, disabled, opt_level)

@@ -17,6 +17,8 @@ from ..errors import SporeflowError
 from ..ir.graph import Graph, Value
 from ..ir.registry import NOT_DIFFERENTIABLE, get_op
 from ..ir.types import TensorType
+from ..core import lax
+from ..core.trace import Trace
 
 
 def differentiable(t: TensorType) -> bool:
@@ -49,9 +51,8 @@ def emitting_for(trace, node, prefix: str):
 
 def emit_copy(trace, node, args: Sequence) -> list:
     """Re-emit `node` as it is (its loc and scope kept) into `trace` on `args`; its Tracers."""
-    from ..frontend.tensor import Tracer
     outs = trace.builder.emit(node.op, [trace.lift(a) for a in args], node.attrs, loc=node.loc, scope=node.scope)
-    return [Tracer(trace, o) for o in outs]
+    return [trace.tracer(o) for o in outs]
 
 
 def replay(trace, graph: Graph, args: Sequence) -> dict[int, object]:
@@ -81,8 +82,6 @@ def vjp_graph(graph: Graph, wrt: Sequence[bool], keep_outputs: bool = True, name
     """Reverse mode. The result takes graph.inputs + one cotangent per float output of `graph`,
     and returns (graph.outputs if keep_outputs) + one gradient per input selected by `wrt`
     (zeros where the output does not depend on it)."""
-    from ..frontend import lax
-    from ..frontend.tracer import Trace
     wrt = list(wrt)
     for v, w in zip(graph.inputs, wrt):
         if w and not differentiable(v.type):

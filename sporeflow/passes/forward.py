@@ -12,13 +12,13 @@ from ..errors import SporeflowError
 from ..ir.graph import Graph
 from ..ir.registry import get_op
 from .autodiff import dce, differentiable, emit_copy, emitting_for, is_marked_nondiff
+from ..core import lax
+from ..core.trace import Trace
 
 
 def jvp_graph(graph: Graph, wrt: Sequence[bool], name: str | None = None) -> Graph:
     """The result takes graph.inputs + one tangent per input selected by `wrt`, and returns
     graph.outputs + one tangent per float output (zeros where it does not depend on `wrt`)."""
-    from ..frontend import lax
-    from ..frontend.tracer import Trace
     wrt = list(wrt)
     for v, w in zip(graph.inputs, wrt):
         if w and not differentiable(v.type):

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import Kind, get_op
+from ..ir.types import Attrs
+from .manager import register_pass
 
 MAX_GROUP_NODES = 256
 MAX_GROUP_INPUTS = 48
@@ -348,7 +350,6 @@ def fuse(graph: Graph, opt_level: int = 2) -> Graph:
 
 
 def _register() -> None:
-    from .manager import register_pass
     register_pass("fuse", opt_level=2, doc="group nodes into fused kernels (TVM rule + row domains)",
                   replace=True)(lambda g: fuse(g))
 
@@ -507,7 +508,6 @@ class _Fuser:
         name = _group_name([n.op for n in members])
         body = Graph(name, body_inputs, body_nodes, body_outs)
         anchor = members[-1] if g.master is None else p.nodes[g.master]
-        from ..ir.types import Attrs
         node = Node("fused", ext, Attrs(body=body, name=name, kind=kind), [v.type for v in body_outs],
                     anchor.loc, anchor.scope)
         for o, no in zip(old_outs, node.outputs):

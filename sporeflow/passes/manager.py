@@ -38,6 +38,7 @@ from ..errors import SporeflowError, VerifyError
 from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from ..ir.verify import verify
+from ..context import get_context
 
 log = logging.getLogger("sporeflow.passes")
 
@@ -134,7 +135,6 @@ class PassManager:
     timings: list = field(default_factory=list)
 
     def _settings(self) -> tuple[int, bool, str | None]:
-        from ..context import get_context
         opt = get_context("opt_level") if self.opt_level is None else self.opt_level
         ver = get_context("verify_each_pass") if self.verify_each is None else self.verify_each
         dump = self.dump_dir
@@ -205,7 +205,6 @@ def resolve(backend: str, pipeline: Sequence[str] | None = None, disabled: Seque
     """The pass manager a jit runs: `pipeline` (or set_context(pipeline=...), else the backend's
     default); passes named there explicitly are required, so they run whatever their opt level.
     Unknown names raise here, before anything is traced or compiled."""
-    from ..context import get_context
     if pipeline is None:
         pipeline = get_context("pipeline")
     explicit = pipeline is not None

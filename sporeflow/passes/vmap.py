@@ -3,7 +3,7 @@
 `batch_graph(graph, in_dims, size)` retraces `graph` into a fresh Trace whose inputs carry a
 batch axis (in_dims[i] is the axis of input i, None = not batched). Every value is tracked as
 a (Tracer, bdim) pair, as in JAX's BatchTrace: a node without batched inputs is re-emitted as
-it is, any other node calls its op's `batch` rule (ir/ops/batching*.py), which emits ordinary
+it is, any other node calls its op's `batch` rule (primitives/batching*.py), which emits ordinary
 primitives. The result is therefore an ordinary graph that any pass can take again.
 
 Control-flow rules batch their subgraphs by calling `batch_graph` recursively.
@@ -17,6 +17,8 @@ from ..ir.graph import Graph
 from ..ir.registry import as_list, get_op
 from ..ir.types import TensorType
 from .autodiff import emit_copy, emitting_for
+from ..core.batching import materialize
+from ..core.trace import Trace
 
 
 def batched_type(t: TensorType, d: int | None, size: int) -> TensorType:
@@ -28,7 +30,6 @@ def batched_type(t: TensorType, d: int | None, size: int) -> TensorType:
 
 def trace_graph(fn: Callable, in_types: Sequence[TensorType], name: str) -> Graph:
     """Trace fn(*tracers) -> list of tensors into a closed graph (rules build subgraphs so)."""
-    from ..frontend.tracer import Trace
     with Trace(name) as tr:
         args = [tr.new_input(t) for t in in_types]
         outs = fn(*args)
@@ -41,7 +42,6 @@ def trace_graph(fn: Callable, in_types: Sequence[TensorType], name: str) -> Grap
 def _fix_out(x, d: int | None, want: int | None, size: int):
     """Move output `x` (batched at d) to axis `want`; None keeps it where it is (unbatched stays
     unbatched, a batched value moves to axis 0: the canonical form of subgraph outputs)."""
-    from ..ir.ops.batching import materialize
     if want is None:
         return (x, None) if d is None else (materialize(x, d, size, 0), 0)
     return materialize(x, d, size, want), want
@@ -72,7 +72,6 @@ def batch_graph(graph: Graph, in_dims: Sequence[int | None], size: int,
     (an int forces a batch axis there, broadcasting an unbatched output; None or a missing
     out_axes leaves unbatched outputs unbatched and moves batched ones to axis 0).
     Returns (batched graph, the batch axis of each output)."""
-    from ..frontend.tracer import Trace
     out_axes = list(out_axes) if out_axes is not None else [None] * len(graph.outputs)
     with Trace(name or f"vmap_{graph.name}") as tr:
         tr.scope_prefix = ""

@@ -17,7 +17,7 @@ import numpy as np
 from ..frontend.tensor import Parameter, Tensor
 from ..ir import comm
 from .callbacks import Callback, step_in_epoch
-from .checkpoint import save_checkpoint
+from .checkpoint import save_checkpoint, wait_async_save
 
 
 def _rank() -> int:
@@ -147,7 +147,6 @@ class ModelCheckpoint(Callback):
         cb = run_context.original_args()
         if cb.cur_step_num != self._last_step or not self._saved:
             self._save(cb)
-        from .checkpoint import wait_async_save
         wait_async_save()
 
     # -- saving -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..frontend.tensor import Tensor
+from ..frontend.tensor import Parameter
 
 _LEGACY = ("begin", "epoch_begin", "step_begin", "step_end", "epoch_end", "end")
 
@@ -281,7 +282,6 @@ def _monitored(cb_params, monitor: str):
 
 def _fixed_lr(cb_params, who: str):
     """The optimizer's learning-rate Parameter, which a callback may rewrite."""
-    from ..frontend.tensor import Parameter
     lr = getattr(cb_params.get("optimizer"), "learning_rate", None)
     if not isinstance(lr, Parameter):
         raise ValueError(f"{who} needs an optimizer whose learning_rate is a fixed float "

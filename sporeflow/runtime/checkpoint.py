@@ -61,6 +61,9 @@ from ..ir import dtypes as D
 from ..ir.dtypes import DType
 from . import checkpoint_mindspore as _ms
 from . import checkpoint_safetensors as _st
+from ..frontend.placement import to_host
+from ..frontend.tensor import Tensor, Tracer, Parameter
+from ..frontend.cell import Cell
 
 MAGIC = b"\x89SFCKPT\n"
 VERSION = 1
@@ -82,8 +85,6 @@ def _c_order(a: np.ndarray) -> np.ndarray:
 
 def _storage_of(value: Any, name: str) -> tuple[np.ndarray, DType]:
     """A Tensor/Parameter/ndarray/number -> (C-order storage array, dtype)."""
-    from ..frontend.placement import to_host
-    from ..frontend.tensor import Tensor, Tracer
     if isinstance(value, Tracer):
         raise TypeError(f"checkpoint entry '{name}' is a traced value; save concrete tensors")
     if isinstance(value, Tensor):
@@ -97,14 +98,12 @@ def _storage_of(value: Any, name: str) -> tuple[np.ndarray, DType]:
 
 def _collect(save_obj, append_dict: dict | None, choice_func) -> tuple[list, dict]:
     """-> ([(name, storage, dtype)], {name: str})"""
-    from ..frontend.cell import Cell
     items: list[tuple[str, Any]] = []
     if isinstance(save_obj, Cell):
         items = [(p.name, p) for _, p in save_obj.parameters_and_names()]
     elif isinstance(save_obj, dict):
         items = list(save_obj.items())
     elif isinstance(save_obj, (list, tuple)):
-        from ..frontend.tensor import Parameter
         for i, entry in enumerate(save_obj):
             if isinstance(entry, Parameter):  # e.g. net.trainable_params()
                 items.append((entry.name, entry))
@@ -391,7 +390,6 @@ def load_checkpoint(ckpt_file_name, net=None, strict_load: bool = False, filter_
     filter_prefix drops names starting with it, specify_prefix keeps only names starting with
     it, choice_func(name) keeps names for which it is true. With `net`, the parameters are also
     loaded into it (load_param_into_net(net, ..., strict_load))."""
-    from ..frontend.tensor import Parameter, Tensor
     if dec_key is not None:
         raise NotImplementedError("load_checkpoint: encrypted checkpoints (dec_key) are not supported by sporeflow")
     if not isinstance(ckpt_file_name, (str, os.PathLike)):
@@ -447,7 +445,6 @@ def load_param_into_net(net, parameter_dict: dict, strict_load: bool = False,
     written. Non-strict: float values of another float dtype are converted; missing network
     parameters are reported with a warning. strict_load=True raises CheckpointError unless
     names match exactly both ways and dtypes are equal."""
-    from ..frontend.cell import Cell
     if not isinstance(net, Cell):
         raise TypeError(f"load_param_into_net: net must be a Cell, got {type(net).__name__}")
     if not isinstance(parameter_dict, dict):
@@ -475,7 +472,6 @@ def load_param_into_net(net, parameter_dict: dict, strict_load: bool = False,
         raise CheckpointError(f"load_param_into_net(strict_load=True): names differ. Network parameters not in "
                               f"the checkpoint: {_short(param_not_load)}; checkpoint entries not in the network: "
                               f"{_short(ckpt_not_load)}{_suggest(param_not_load, ckpt_not_load)}; nothing was loaded")
-    from ..frontend.tensor import Tensor
     for param, arr in plan:
         param.set_data(Tensor._wrap(arr, param.dtype))
     if param_not_load:

@@ -18,10 +18,10 @@ from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import numpy as np
+from ..frontend.tensor import Tensor
 
 
 def _to_numpy(data: Any) -> np.ndarray:
-    from ..frontend.tensor import Tensor
     if isinstance(data, Tensor):
         return data.asnumpy()
     if isinstance(data, np.ndarray):

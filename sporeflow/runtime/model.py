@@ -26,6 +26,9 @@ from ..frontend.sink import SunkStep
 from .model_sink import TrainSink, eval_sink, group_rows, precompile_sink
 from .callbacks import (CallbackManager, InternalCallbackParam, RunContext, check_legacy, is_internal,
                         normalize_callbacks)
+from ..frontend.nn.optim.optimizer import Optimizer
+from ..frontend.nn.wrap import GradAccumulationCell, TrainOneStepCell, WithLossCell, WithEvalCell
+from .metrics import get_metrics, Loss
 
 # grad_accumulation=N is sporeflow's own: each step takes N consecutive dataset batches as its
 # micro-batches, accumulates their gradients in one compiled scan, and updates once.
@@ -37,8 +40,6 @@ class Model:
     def __init__(self, network: Cell, loss_fn: Cell | None = None, optimizer: Cell | None = None, metrics=None,
                  eval_network: Cell | None = None, eval_indexes: list | None = None, amp_level: str = "O0",
                  boost_level: str = "O0", **kwargs):
-        from ..frontend.nn.optim.optimizer import Optimizer
-        from .metrics import get_metrics
         unknown = set(kwargs) - set(_ALLOWED_KWARGS)
         if unknown:
             raise ValueError(f"Model: unsupported keyword arguments {sorted(unknown)}; "
@@ -76,7 +77,6 @@ class Model:
 
     # -- networks ---------------------------------------------------------------------------------
     def _build_train_network(self) -> Cell:
-        from ..frontend.nn.wrap import GradAccumulationCell, TrainOneStepCell, WithLossCell
         if self._grad_accumulation > 1:
             if self._amp_level != "O0" or self._amp_kwargs:
                 raise ValueError("Model: grad_accumulation does not combine with amp_level/loss_scale_manager yet")
@@ -93,7 +93,6 @@ class Model:
         return self._network
 
     def _build_eval_network(self, eval_network, eval_indexes):
-        from ..frontend.nn.wrap import WithEvalCell
         if eval_network is not None:
             return eval_network, (list(eval_indexes) if eval_indexes is not None else None)
         if self._loss_fn is not None:
@@ -390,7 +389,6 @@ class Model:
         return metrics
 
     def _update_metrics(self, outputs: Any) -> None:
-        from .metrics import Loss
         if isinstance(outputs, Tensor):
             outputs = (outputs,)
         if not isinstance(outputs, (tuple, list)):

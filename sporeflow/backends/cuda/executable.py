@@ -17,6 +17,7 @@ from ...errors import BackendError
 from ...ir.graph import Graph
 from .module import Module
 from .program import build_program
+from . import compiler
 
 
 class _Bound:
@@ -75,6 +76,5 @@ class CudaExecutable:
     @property
     def kernel_resources(self) -> dict:
         """registers / shared memory per kernel, from NVRTC's ptxas report (sm_90 by default)."""
-        from . import compiler
         _, log = compiler.nvrtc_compile(self.source, getattr(self.device, "arch", compiler.DEFAULT_ARCH))
         return compiler.resources(log)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import as_dtype
-from ...ir.ops.random import PARITY, ROTATIONS
+from ...primitives.random import PARITY, ROTATIONS
 from . import ctypes_c as C
 from .module import ELEMENTWISE_BLOCK, Kernel, coords, grid_for, grid_stride, linear, pointer_params
 
@@ -205,7 +205,7 @@ def k_pool(name, node):
     return Kernel(name, pointer_params([x], [y]), src, grid_for(y.type.size), ELEMENTWISE_BLOCK)
 
 
-# ---- random bits: Threefry-2x32, 20 rounds (ir/ops/random.py), the same numbers as on CPU -----
+# ---- random bits: Threefry-2x32, 20 rounds (primitives/random.py), the same numbers as on CPU -----
 def _threefry() -> str:
     lines = ["    unsigned int k0 = in0[0], k1 = in0[1], k2 = k0 ^ k1 ^ %du;\n" % PARITY,
              "    unsigned int ks[3] = {k0, k1, k2};\n",

@@ -17,6 +17,7 @@ from ..base import register_backend
 from . import control, kernels_elem, kernels_nn, kernels_shape
 from . import conv, fused, gemm  # issue 5: im2col+BLAS conv2d, fused kernels, threaded GEMM blocks
 from . import collective  # MPI collectives: a call out to ir/comm.py at the node's place in the step
+from .executable import LLVMExecutable
 
 LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES, **gemm.RULES,
              **collective.RULES}
@@ -38,7 +39,6 @@ class LLVMBackend:
     supports_donation = True     # compile(graph, donate=[(output, input)]): updates in place
 
     def compile(self, graph: Graph, donate: tuple = ()):
-        from .executable import LLVMExecutable
         register_lowerings()     # primitives registered after this package imported
         missing = sorted({n.op for n in graph.walk() if "llvm" not in REGISTRY[n.op].lower})
         if missing:

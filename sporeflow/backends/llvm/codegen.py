@@ -15,6 +15,7 @@ from ...errors import BackendError
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .irgen import BYTES, FnBuilder, ModuleBuilder, storage_ty
+from ...passes.memory import plan_memory
 
 ALIGN = 64
 
@@ -55,7 +56,6 @@ class GraphFn:
     """Lowers one graph into one function."""
 
     def __init__(self, cg: ModuleCodegen, g: Graph, name: str, donate: tuple = (), keep: frozenset = frozenset()):
-        from ...passes.memory import plan_memory
         self.cg, self.g, self.name = cg, g, name
         self.keep = frozenset(i for i in keep if g.outputs[i] is g.inputs[i])
         # issue 5: buffers from the memory planner (liveness reuse, in-place, donated inputs)

@@ -34,10 +34,11 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .fused_plan import REDUCE_OPS, Plan, analyze
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
-from .kernels_elem import collapse, contiguous_strides
+from .kernels_elem import collapse, contiguous_strides, _init, RULES as GENERIC
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
+from .codegen import nbytes
 
 _SUF = {"float": "f32", "double": "f64"}
 BLOCK = 1024          # elements per float partial-sum block in row reductions
@@ -409,7 +410,6 @@ def _red_init(n: Node, ty: str) -> str:
     dt = n.outputs[0].dtype
     if kind == "sum":
         return "0.0" if dt.is_float else "0"
-    from .kernels_elem import _init
     return _init(dt, kind, ty)
 
 
@@ -446,7 +446,6 @@ def _inline(fx, node, ins, outs) -> None:
     its own arena slot, outputs copied out at the end: an output may share its buffer with an
     input (passes/memory.py plans in place), so nothing is stored there before all reads."""
     body: Graph = node.attrs["body"]
-    from .codegen import nbytes
     for v, p in zip(body.inputs, ins):
         fx.ptrs[id(v)] = p
     for n in body.nodes:
@@ -497,7 +496,6 @@ def _standalone_reduce(op: str):
     """reduce_sum/max/min over trailing axes (row kernel) or leading axes (column kernel: the
     generic loop nest reads columns with a stride of a whole row, 0.3 GB/s on 4096^2); other
     axis sets keep the generic kernel."""
-    from .kernels_elem import RULES as GENERIC
 
     def rule(fx, node, ins, outs) -> None:
         fake = _Standalone(node)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import llvmlite
 import llvmlite.binding as llvm
+from ...errors import BackendError
 
 from . import hostcpu
 
@@ -155,7 +156,6 @@ def check_symbols(ir_text: str) -> None:
     missing = [n for n in dict.fromkeys(_DECL.findall(ir_text)) if not n.startswith("llvm.")
                and not llvm.address_of_symbol(n) and not hasattr(proc, n)]
     if missing:
-        from ...errors import BackendError
         raise BackendError(f"llvm backend: external function(s) {missing} cannot be resolved in this process "
                            "(a library the generated code calls is not loaded)")
 

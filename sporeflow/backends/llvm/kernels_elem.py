@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import as_dtype
-from ...ir.ops.random import PARITY, ROTATIONS
+from ...primitives.random import PARITY, ROTATIONS
 from .irgen import FnBuilder, compute_ty, fconst, is_unsigned, storage_ty
 from .scalar_ops import SCALAR_RULES, convert, from_compute, to_compute
 
@@ -175,7 +175,7 @@ def lower_constant(fx, node, ins, outs) -> None:
 
 
 def threefry_word0(b: FnBuilder, k0: str, k1: str, c0: str, c1: str) -> str:
-    """Threefry-2x32 (20 rounds), first output word; ir/ops/random.threefry2x32 exactly."""
+    """Threefry-2x32 (20 rounds), first output word; primitives/random.threefry2x32 exactly."""
     ks = [k0, k1, b.op(f"xor i32 {b.op(f'xor i32 {k0}, {k1}')}, {PARITY}")]
     x0, x1 = b.op(f"add i32 {c0}, {ks[0]}"), b.op(f"add i32 {c1}, {ks[1]}")
     for group in range(5):

@@ -12,8 +12,10 @@ import numpy as np
 
 from ...ir import dtypes as D
 from ...ir.dtypes import DType, as_dtype
-from .. import lax
+from ...core import lax
 from ..tensor import Tensor
+from ...errors import ScalarOverflowError
+from ...core.source import user_line_description
 
 
 def is_tensor(x) -> bool:
@@ -31,8 +33,6 @@ def tensor(x, dtype: DType | None = None) -> Tensor:
         if dt.is_int:   # a weak Python int must fit (numpy 2 and JAX raise too); never wrap around
             info = np.iinfo(dt.storage)
             if not info.min <= x <= info.max:
-                from ...errors import ScalarOverflowError
-                from ..source import user_line_description
                 raise ScalarOverflowError(f"Python int {x} is out of range for {dt.name} [{info.min}, {info.max}]; "
                                           f"cast the tensor first (e.g. x.astype(sf.int64))\n  at "
                                           f"{user_line_description()}")

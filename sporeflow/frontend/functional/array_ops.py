@@ -7,9 +7,10 @@ import numpy as np
 
 from ...ir import dtypes as D
 from ...ir.dtypes import as_dtype
-from .. import lax
-from ..tensor import Tensor
+from ...core import lax
+from ..tensor import Tensor, Tracer
 from ._core import norm_axes, norm_axis, promote, shape_tuple, tensor
+from ..pytree import tree_map
 
 
 # ---- shape ------------------------------------------------------------------------------------
@@ -182,7 +183,6 @@ def cast(input, dtype):
 
 
 def stop_gradient(value):
-    from ..pytree import tree_map
     return tree_map(lambda t: lax.stop_gradient(t) if isinstance(t, Tensor) else t, value)
 
 
@@ -397,7 +397,6 @@ def _bool_mask_getitem(x: Tensor, key: tuple) -> Tensor:
 
 
 def _is_tracer(x) -> bool:
-    from ..tensor import Tracer
     return isinstance(x, Tracer)
 
 

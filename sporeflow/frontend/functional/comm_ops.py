@@ -1,10 +1,10 @@
 """Collective ops under MindSpore's names: functional `all_reduce(x, op, group)` ... and the
-`ReduceOp` constants. Each binds one collective primitive (ir/ops/collective.py), eagerly or
+`ReduceOp` constants. Each binds one collective primitive (primitives/collective.py), eagerly or
 into the traced step."""
 from __future__ import annotations
 
 from ...ir import comm
-from .. import lax
+from ...core import lax
 from ._core import tensor
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from ..tensor import Tensor
 from . import math_ops as M
 from ._core import float_of, promote, tensor

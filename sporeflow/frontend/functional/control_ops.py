@@ -11,12 +11,13 @@ from typing import Any, Callable, Sequence
 from ...ir import dtypes as D
 from ...ir.graph import Graph, Value
 from ...ir.types import TensorType
-from .. import lax
+from ...core import lax
 from ..pytree import tree_flatten, tree_unflatten
 from ..tensor import Tensor
-from ..tracer import Trace, current_trace
-from ..source import user_line_description
+from ...core.trace import Trace, current_trace
+from ...core.source import user_line_description
 from ._core import tensor
+from .array_ops import stack
 
 
 def trace_subgraph(fn: Callable, in_types: Sequence[TensorType], name: str,
@@ -145,7 +146,6 @@ def scan(loop_func: Callable, init, xs, length: int | None = None, reverse: bool
         from ..jit import JitFunction
         return JitFunction(lambda c, x: scan(loop_func, c, x, length, reverse), name="scan")(init, xs)
     if current_trace() is None:
-        from .array_ops import stack
         carry, ys = init, []
         order = range(length - 1, -1, -1) if reverse else range(length)
         for t in order:

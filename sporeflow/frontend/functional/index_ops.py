@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from ..tensor import Tensor, Tracer
 from ._core import norm_axis, shape_tuple, tensor
 from .array_ops import broadcast_to, cat, getitem, narrow, reshape, scatter_replace

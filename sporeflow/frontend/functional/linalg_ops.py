@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from . import math_ops as M
 from .array_ops import expand_dims, matmul, reshape, swapaxes, tensor_dot
 from ._core import float_of, norm_axes, norm_axis, promote, tensor

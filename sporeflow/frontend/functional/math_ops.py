@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from ._core import float_of, norm_axes, norm_axis, promote, tensor
+from ..tensor import Tensor
+from .array_ops import reshape, squeeze
 
 
 # ---- binary --------------------------------------------------------------------------------
@@ -65,7 +67,6 @@ def pow(input, exponent):
 
 
 def tensor_like(x) -> bool:
-    from ..tensor import Tensor
     return isinstance(x, Tensor)
 
 
@@ -233,7 +234,6 @@ def min(input, axis=None, keepdims=False, *, initial=None, where=None):
 def _arg(prim, input, axis, keepdims):
     x = tensor(input)
     if axis is None:
-        from .array_ops import reshape
         x, axis = reshape(x, (-1,)), 0
     return getattr(lax, prim)(x, axis=norm_axis(axis, x.ndim), keepdims=bool(keepdims))
 
@@ -268,7 +268,6 @@ def logsumexp(input, axis, keep_dims=False):
     s = log(lax.reduce_sum(lax.exp(sub(x, m)), axes=axes, keepdims=True))
     out = add(s, m)
     if not keep_dims:
-        from .array_ops import squeeze
         out = squeeze(out, axes)
     return out
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from . import math_ops as M
 from .array_ops import gather_elements, one_hot, reshape
 from ._core import float_of, norm_axes, tensor
 from ...errors import ShapeError
-from ..source import user_line_description
+from ...core.source import user_line_description
+from ..random import uniform, default_key
 
 
 def softmax(input, axis=-1):
@@ -228,9 +229,7 @@ def dropout(input, p=0.5, training=True, seed=None, *, key=None):
     if not training or p == 0:
         return x
     if key is None:
-        from ..random import default_key
         key = default_key(seed)
-    from ..random import uniform
     keep = M.greater_equal(uniform(key, x.shape, D.float32), float(p))
     return lax.select(keep, M.mul(x, 1.0 / (1.0 - p)), lax.zeros_like(x))
 

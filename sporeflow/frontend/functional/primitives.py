@@ -12,7 +12,7 @@ import functools
 from typing import Any, Callable
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from ..tensor import Tensor
 from . import array_ops as A
 from . import comm_ops as CO

@@ -7,7 +7,7 @@ so eager calls and compiled steps both advance it and stay reproducible.
 from __future__ import annotations
 
 from ...ir import dtypes as D
-from .. import lax
+from ...core import lax
 from .. import random as R
 from ._core import shape_tuple, tensor
 

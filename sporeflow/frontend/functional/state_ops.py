@@ -3,9 +3,9 @@ which becomes a graph output that the executor writes back after the step (the I
 from __future__ import annotations
 
 from ...errors import ShapeError
-from .. import lax
+from ...core import lax
 from ..tensor import Parameter
-from ..tracer import current_trace
+from ...core.trace import current_trace
 from ._core import tensor
 
 

@@ -3,7 +3,7 @@ user's own line (so tracebacks are filtered down to the user's frame, as for ops
 from __future__ import annotations
 
 from ...errors import ShapeError
-from ..source import user_line_description
+from ...core.source import user_line_description
 
 
 def shape_error(msg: str) -> ShapeError:

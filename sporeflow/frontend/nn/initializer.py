@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from ...ir import dtypes as D
+from ..tensor import Tensor
 
 
 def _fans(shape: tuple) -> tuple[int, int]:
@@ -146,7 +147,6 @@ _NAMES: dict[str, Callable[[], Initializer]] = {
 
 
 def _resolve(init) -> Initializer | np.ndarray:
-    from ..tensor import Tensor
     if isinstance(init, Initializer):
         return init
     if isinstance(init, str):
@@ -168,7 +168,6 @@ def _resolve(init) -> Initializer | np.ndarray:
 
 def initializer(init, shape=None, dtype=D.float32):
     """A Tensor of `shape` filled by `init` (an Initializer, its name, a number, or a Tensor)."""
-    from ..tensor import Tensor
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in (shape or ()))
     got = _resolve(init)
     dtype = D.as_dtype(dtype)

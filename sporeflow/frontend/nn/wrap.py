@@ -11,6 +11,8 @@ from ...context import data_parallel
 from ...ir import dtypes as D
 from ..cell import Cell
 from .. import functional as F
+from ..random import global_state
+from ..transforms import value_and_grad
 from .grad_reducer import DistributedGradReducer
 
 
@@ -59,13 +61,11 @@ class TrainOneStepCell(Cell):
         self.network.set_grad()
         # The global RNG state (Dropout's randomness) is part of the training state: holding it
         # here puts it in Model checkpoints, so resuming with initial_epoch replays the same masks.
-        from ..random import global_state
         self._params["global_rng_state"] = global_state()
         # DATA_PARALLEL: the bucketed gradient all-reduce becomes part of the one step graph
         self.grad_reducer = DistributedGradReducer(self.weights) if data_parallel() else None
 
     def construct(self, *inputs):
-        from ..transforms import value_and_grad
         if isinstance(self.network, GradAccumulationCell):
             loss, grads = self.network.loss_and_grads(self.weights, *inputs)
         else:
@@ -117,7 +117,6 @@ class GradAccumulationCell(Cell):
 
     def loss_and_grads(self, weights, *inputs):
         """(mean loss, mean gradients w.r.t. `weights`) over the micro-batches, in one scan."""
-        from ..transforms import value_and_grad
         grad_fn = value_and_grad(self.network, None, weights)
 
         def body(carry, micro):

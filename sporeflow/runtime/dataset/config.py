@@ -5,6 +5,7 @@ Unlike MindSpore (which draws a random seed when none is set), an unseeded pipel
 reproducible; each epoch still gets its own shuffle (see Dataset.set_epoch).
 """
 from __future__ import annotations
+from ...frontend.random import _GLOBAL
 
 _STATE = {"seed": None, "prefetch_size": 16, "num_parallel_workers": 1}
 
@@ -18,7 +19,6 @@ def set_seed(seed: int) -> None:
 def get_seed() -> int:
     if _STATE["seed"] is not None:
         return _STATE["seed"]
-    from ...frontend.random import _GLOBAL
     return int(_GLOBAL.get("seed", 0)) % (2 ** 63)
 
 

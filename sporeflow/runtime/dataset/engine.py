@@ -20,6 +20,8 @@ import numpy as np
 
 from ...errors import DatasetError
 from . import config
+from ...frontend.tensor import Tensor
+from .iterator import PipelineIterator
 
 Row = tuple
 
@@ -47,7 +49,6 @@ def _positive_int(v, what: str, allow_minus_one: bool = False) -> int:
 def to_array(x: Any) -> np.ndarray:
     """A column value -> numpy array (Tensors via asnumpy; never np.array(copy=False), see
     mindspore-api.md section 11 on NumPy 2)."""
-    from ...frontend.tensor import Tensor
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, Tensor):
@@ -157,12 +158,10 @@ class Dataset:
                               do_copy: bool = False):
         """An iterator over `num_epochs` epochs (-1: unlimited) yielding lists of Tensors (numpy
         arrays with output_numpy=True). Each `for` over it runs one epoch."""
-        from .iterator import PipelineIterator
         return PipelineIterator(self, _as_list(columns, "columns"), num_epochs, output_numpy, as_dict=False)
 
     def create_dict_iterator(self, num_epochs: int = -1, output_numpy: bool = False, do_copy: bool = False):
         """As create_tuple_iterator, yielding {column name: value}."""
-        from .iterator import PipelineIterator
         return PipelineIterator(self, None, num_epochs, output_numpy, as_dict=True)
 
     def __iter__(self):

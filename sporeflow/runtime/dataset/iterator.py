@@ -22,6 +22,7 @@ import numpy as np
 from ...errors import DatasetError
 from ...ir import dtypes as D
 from . import config
+from ...frontend.tensor import Tensor
 
 _EPOCH_END = object()
 _DONE = object()
@@ -75,7 +76,6 @@ _NATIVE = {np.dtype(d.storage): d for d in D.ALL_DTYPES if d is not D.bfloat16}
 
 
 def _to_tensor(a: np.ndarray, column: str):
-    from ...frontend.tensor import Tensor
     if a.dtype.kind in "USO":
         return a  # strings stay numpy arrays (sporeflow tensors are numeric)
     dt = _NATIVE.get(a.dtype)

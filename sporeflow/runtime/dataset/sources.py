@@ -17,6 +17,7 @@ from ...errors import DatasetError
 from ...ir import comm
 from ...ir import dtypes as D
 from .engine import Dataset, _as_list, rng_for, to_array
+from . import config
 
 
 def _check_sampling(num_samples, num_shards, shard_id, sampler, name: str) -> None:
@@ -122,7 +123,6 @@ class SourceDataset(Dataset):
                 raise ValueError(f"split: sizes {sizes} of {n} rows leave an empty split ({counts})")
         else:
             raise TypeError(f"split: sizes must be all ints or all floats, got {sizes!r}")
-        from . import config
         base = self._sample(np.arange(self._num_rows()))
         if randomize:
             base = rng_for(config.get_seed(), self._depth, 0x5B1, 0).permutation(base)

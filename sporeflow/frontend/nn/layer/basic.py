@@ -5,7 +5,7 @@ import math
 
 from ....ir import dtypes as D
 from ... import functional as F
-from ... import lax
+from ....core import lax
 from ...cell import Cell
 from ...random import next_key
 from ...tensor import Parameter

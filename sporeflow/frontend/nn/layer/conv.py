@@ -8,7 +8,7 @@ import numpy as np
 
 from ....ir import dtypes as D
 from ... import functional as F
-from ... import lax
+from ....core import lax
 from ...cell import Cell
 from ...tensor import Parameter, Tensor
 from ..initializer import HeUniform, Uniform, initializer

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ....errors import ShapeError
 from ...cell import Cell
 from ...tensor import Parameter, Tensor
-from ...tracer import inline
+from ....core.trace import inline
 
 
 class GraphCell(Cell):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ....ir import dtypes as D
 from ... import functional as F
-from ... import lax
+from ....core import lax
 from ...cell import Cell
 from ...tensor import Parameter
 from ..initializer import initializer

@@ -8,14 +8,16 @@ is ordinary IR, so higher-order derivatives go through it.
 """
 from __future__ import annotations
 
-from ..graph import Graph
-from ..registry import Kind, def_op
+from ..ir.graph import Graph
+from ..ir.registry import Kind, def_op
 from .common import fail, lax
 from . import batching_control as BC
+from ..core.trace import current_trace, inline
+from ..ir.interpret import run_graph
+from ..passes.forward import jvp_graph
 
 
 def _run(graph: Graph, args):
-    from ..interpret import run_graph
     return run_graph(graph, list(args))
 
 
@@ -36,14 +38,12 @@ def _infer(ts, attrs):
 def _inline_prefixed(graph: Graph, args) -> list:
     """Emit `graph` into the current trace, its nodes' scopes under the current prefix
     (`grad/<cell scope>` while the autodiff pass runs this rule)."""
-    from ...frontend.tensor import Tracer
-    from ...frontend.tracer import current_trace
     tr = current_trace()
     env = {id(v): a for v, a in zip(graph.inputs, args)}
     for node in graph.nodes:
         vals = [tr.lift(env[id(v)]) for v in node.inputs]
         res = tr.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=tr.scope_prefix + node.scope)
-        env.update((id(v), Tracer(tr, o)) for v, o in zip(node.outputs, res))
+        env.update((id(v), tr.tracer(o)) for v, o in zip(node.outputs, res))
     return [env[id(v)] for v in graph.outputs]
 
 
@@ -54,8 +54,6 @@ def _vjp(ins, outs, douts, fwd, bwd):
 
 
 def _jvp(primals, tangents, fwd, bwd):
-    from ...frontend.tracer import inline
-    from ...passes.forward import jvp_graph
     mask = [x.dtype.is_float for x in primals]
     jg = jvp_graph(fwd, mask, fwd.name + "_jvp")
     tans = [t if t is not None else lax.zeros_like(x) for t, x in zip(tangents, primals) if x.dtype.is_float]

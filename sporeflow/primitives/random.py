@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import uint32
-from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
-from ..types import TensorType
+from ..ir.dtypes import uint32
+from ..ir.registry import Kind, NOT_DIFFERENTIABLE, def_op
+from ..ir.types import TensorType
 from .common import check_arity, fail
 from . import batching_control as BC
 

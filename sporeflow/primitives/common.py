@@ -1,4 +1,4 @@
-"""Shared pieces of op declarations: inference helpers and the lazy `lax` handle for rules.
+"""Shared pieces of op declarations: inference helpers, and `lax` (from the core) for rules.
 
 Inference helpers raise OpTypeError with a message about the inputs; OpDef.infer_types
 prefixes the op name, and the frontend adds the user's source line.
@@ -7,21 +7,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ...errors import OpTypeError
-from ..dtypes import DType, bool_
-from ..types import TensorType
+from ..errors import OpTypeError
+from ..ir.dtypes import DType, bool_
+from ..ir.types import TensorType
+from ..core import lax  # noqa: F401  (rules emit their nodes through lax.<op>)
 
 
-class _LazyLax:
-    """Rules call sporeflow ops through `lax.<op>`; imported lazily to break the import cycle
-    (the frontend imports the registry, the registry's rules call the frontend)."""
-
-    def __getattr__(self, name: str):
-        from ...frontend import lax as _lax
-        return getattr(_lax, name)
-
-
-lax = _LazyLax()
 
 
 def fail(msg: str, types: Sequence[TensorType] = ()) -> None:

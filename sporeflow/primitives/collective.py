@@ -11,10 +11,10 @@ time so the IR is explicit), `op` ('sum'|'max'|'min'|'prod'), `root`.
 """
 from __future__ import annotations
 
-from ...errors import NoRuleError
-from .. import comm
-from ..registry import Amp, Kind, def_op
-from ..types import TensorType
+from ..errors import NoRuleError
+from ..ir import comm
+from ..ir.registry import Amp, Kind, def_op
+from ..ir.types import TensorType
 from .ad_util import zeros_if_none
 from .batching import moveaxis
 from .common import check_allowed, check_arity, fail, lax

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import int32
-from ..registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
-from ..types import TensorType
+from ..ir.dtypes import int32
+from ..ir.registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
+from ..ir.types import TensorType
 from .ad_util import linear_jvp, primal
 from .common import check_allowed, check_arity, fail, lax, normalize_axis
 from . import batching as B

@@ -12,9 +12,10 @@ graph give exactly what they give on the unfused one.
 """
 from __future__ import annotations
 
-from ..graph import Graph
-from ..registry import NOT_DIFFERENTIABLE, Kind, as_list, def_op, get_op
+from ..ir.graph import Graph
+from ..ir.registry import NOT_DIFFERENTIABLE, Kind, as_list, def_op, get_op
 from .common import fail, lax
+from ..ir.interpret import run_graph
 
 FUSED_KINDS = ("elemwise", "injective", "reduce", "row_reduce", "out_ewise")
 
@@ -31,7 +32,6 @@ def _infer(ts, attrs):
 
 
 def _impl(*arrays, body, name, kind):
-    from ..interpret import run_graph
     return run_graph(body, list(arrays))
 
 

@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from ..dtypes import as_dtype, bool_
-from ..registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
-from ..types import TensorType
+from ..ir.dtypes import as_dtype, bool_
+from ..ir.registry import Amp, Kind, NOT_DIFFERENTIABLE, def_op
+from ..ir.types import TensorType
 from .ad_util import bcast, binary_rules, primal, scalar, unary_rules, zeros_if_none
 from .common import binary_infer, broadcast_shapes, check_arity, fail, lax, unary_infer
 from . import batching as B

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import as_dtype
-from ..registry import Kind, NOT_DIFFERENTIABLE, def_op
-from ..types import TensorType
+from ..ir.dtypes import as_dtype
+from ..ir.registry import Kind, NOT_DIFFERENTIABLE, def_op
+from ..ir.types import TensorType
 from .ad_util import linear_jvp, primal, zeros_if_none
 from .common import check_allowed, check_arity, fail, lax
 from . import batching as B

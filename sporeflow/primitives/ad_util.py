@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .common import lax
+from ..core.trace import current_trace
 
 
 def scalar(like, value):
@@ -28,7 +29,6 @@ def zeros_if_none(t, like):
 
 def primal(name: str, primals, attrs) -> list:
     """The op itself, recorded under the forward node's own scope (not `jvp/...`)."""
-    from ...frontend.tracer import current_trace
     tr = current_trace()
     if tr is None:
         return lax.multi(name, *primals, **attrs)

@@ -11,14 +11,15 @@ that are done keep their carry (each update goes through a select on their own p
 """
 from __future__ import annotations
 
-from ..dtypes import int32
-from ..types import TensorType
+from ..ir.dtypes import int32
+from ..ir.types import TensorType
 from .batching import axis_size, materialize, moveaxis, reshape
 from .common import lax
+from ..core.trace import inline
+from ..passes import vmap as V
 
 
 def _vmap():
-    from ...passes import vmap as V
     return V
 
 
@@ -68,7 +69,6 @@ def batch_cond(args, dims, then_branch, else_branch):
             gt, dt = V.batch_graph(then_branch, odims, size, want)
             ge, de = V.batch_graph(else_branch, odims, size, want)
         return lax.multi("cond", pred, *ops, then_branch=gt, else_branch=ge), dt
-    from ...frontend.tracer import inline
     t_outs, e_outs = inline(gt, ops), inline(ge, ops)
     p = moveaxis(pred, pd, 0)
     outs = []
@@ -94,7 +94,6 @@ def batch_while(args, dims, cond_graph, body_graph):
     cg, _ = V.batch_graph(cond_graph, [0] * n, size, [0])
     bg, _ = V.batch_graph(body_graph, [0] * n, size, [0] * n)
     types = [c._type for c in carry]
-    from ...frontend.tracer import inline
 
     def any_cond(*xs):
         p = lax.convert(inline(cg, xs)[0], int32)

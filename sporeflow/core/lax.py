@@ -11,7 +11,7 @@ import numpy as np
 from ..ir.dtypes import DType, as_dtype
 from ..ir.registry import REGISTRY
 from ..ir.types import ConstValue
-from .tracer import bind
+from .trace import ARRAYS, bind, current_trace
 
 
 def _make(name: str):
@@ -29,7 +29,7 @@ def __getattr__(name: str):
         fn = _make(key)
         globals()[name] = fn
         return fn
-    raise AttributeError(f"sporeflow.frontend.lax has no primitive {name!r}")
+    raise AttributeError(f"sporeflow.core.lax has no primitive {name!r}")
 
 
 def multi(name: str, *inputs, **attrs) -> list:
@@ -39,10 +39,9 @@ def multi(name: str, *inputs, **attrs) -> list:
 
 def const(value, dtype: DType):
     """A constant tensor (recorded as a `constant` node when tracing)."""
-    from .tensor import Tensor
     dtype = as_dtype(dtype)
     return bind("constant", [], {"value": ConstValue.of(np.asarray(value), dtype)})[0] \
-        if _tracing() else Tensor(np.asarray(value), dtype)
+        if _tracing() else ARRAYS.tensor(np.asarray(value), dtype)
 
 
 def full(shape, value, dtype: DType):
@@ -76,5 +75,4 @@ def convert(x, dtype: DType):
 
 
 def _tracing() -> bool:
-    from .tracer import current_trace
     return current_trace() is not None

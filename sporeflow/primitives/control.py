@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import bool_
-from ..graph import Graph, Value
-from ..registry import Kind, def_op, get_op
-from ..types import Attrs, TensorType
+from ..ir.dtypes import bool_
+from ..ir.graph import Graph, Value
+from ..ir.registry import Kind, def_op, get_op
+from ..ir.types import Attrs, TensorType
 from .common import fail, lax
 from . import batching_control as BC
+from ..core.trace import current_trace
+from ..core.tracer import Tracer
+from ..errors import SporeflowError
+from ..ir.interpret import run_graph
+from ..passes.autodiff import dce, vjp_graph
+from ..passes.forward import jvp_graph
 
 
 def _run(graph: Graph, args):
-    from ..interpret import run_graph
     return run_graph(graph, list(args))
 
 
@@ -62,7 +67,6 @@ def _spread(vals, mask):
 
 
 def _cond_vjp(ins, outs, douts, then_branch, else_branch):
-    from ...passes.autodiff import vjp_graph
     pred, ops = ins[0], ins[1:]
     mask = _float_mask(then_branch.in_types)
     gt = vjp_graph(then_branch, mask, keep_outputs=False, name="then_vjp")
@@ -72,7 +76,6 @@ def _cond_vjp(ins, outs, douts, then_branch, else_branch):
 
 
 def _cond_jvp(primals, tangents, then_branch, else_branch):
-    from ...passes.forward import jvp_graph
     pred, ops = primals[0], primals[1:]
     mask = _float_mask(then_branch.in_types)
     gt, ge = jvp_graph(then_branch, mask, "then_jvp"), jvp_graph(else_branch, mask, "else_jvp")
@@ -100,7 +103,6 @@ def _while_impl(*carry, cond_graph, body_graph):
 
 def _while_jvp(primals, tangents, cond_graph, body_graph):
     """Carry (primal, tangent) through the loop; the condition reads the primals only."""
-    from ...passes.forward import jvp_graph
     mask = _float_mask(body_graph.in_types)
     body = jvp_graph(body_graph, mask, "body_jvp")
     extra = [Value(t, "") for t, m in zip(body_graph.in_types, mask) if m]
@@ -122,7 +124,6 @@ def _deps(graph: Graph) -> list[set[int]]:
 
 def _const_eval(x, budget=[0]):
     """The concrete value of a Tracer whose producers are all constants (else None)."""
-    from ...frontend.tensor import Tracer
     if not isinstance(x, Tracer):
         return x._data
     memo: dict[int, np.ndarray] = {}
@@ -147,7 +148,6 @@ def _const_eval(x, budget=[0]):
 def _static_trip_count(ins, cond_graph, body_graph, limit=1_000_000):
     """Trip count of a loop whose condition depends only on carries that start as constants and
     are updated from each other alone (a counter); None when it depends on data."""
-    from ...passes.autodiff import dce
     need = set().union(*_deps(cond_graph))
     body_deps = _deps(body_graph)
     while True:
@@ -176,7 +176,6 @@ def _while_vjp(ins, outs, douts, cond_graph, body_graph):
     as one. A data-dependent trip count is an error (forward mode still works)."""
     n = _static_trip_count(ins, cond_graph, body_graph)
     if n is None:
-        from ...errors import SporeflowError
         raise SporeflowError(
             "while_loop: reverse-mode differentiation (grad/vjp/jacrev) needs a trip count known at "
             "compile time, but this loop's condition depends on traced data. Use ops.ForiLoop or ops.Scan "
@@ -224,8 +223,6 @@ def _record_in_place(outs, body, rec, length):
     extra outputs in place, so the forward loop runs once. A while_loop with a static trip count
     becomes that scan. Returns the new outputs' Tracers, or None when the producer is not such
     a node."""
-    from ...frontend.tensor import Tracer
-    from ...frontend.tracer import current_trace
     tr = current_trace()
     node = outs[0]._value.producer if outs and isinstance(outs[0], Tracer) else None
     if (tr is None or node is None or outs[0]._trace is not tr or [o._value for o in outs] != node.outputs
@@ -241,7 +238,7 @@ def _record_in_place(outs, body, rec, length):
     node.op, node.attrs = "scan", attrs
     extra = [Value(t, "", node, i) for i, t in enumerate(types) if i >= len(node.outputs)]
     node.outputs.extend(extra)
-    return [Tracer(tr, v) for v in extra]
+    return [tr.tracer(v) for v in extra]
 
 
 def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
@@ -251,7 +248,6 @@ def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
     along as pass-through carries: they are not recorded (every step sees the initial value) and
     their gradients accumulate through the carry cotangent. The forward loop runs once: the
     original node is extended in place with the recording outputs (see _record_in_place)."""
-    from ...passes.autodiff import vjp_graph
     nc = num_carry
     carry, xs = list(ins[:nc]), list(ins[nc:])
     fixed = [i for i in range(nc) if body.outputs[i] is body.inputs[i]]
@@ -282,7 +278,6 @@ def _scan_vjp(ins, outs, douts, body, num_carry, length, reverse):
 
 def _scan_jvp(primals, tangents, body, num_carry, length, reverse):
     """Scan the body's JVP graph: carries (c, dc), scanned inputs (x, dx), results (c', dc', y, dy)."""
-    from ...passes.forward import jvp_graph
     nc = num_carry
     in_mask, out_mask = _float_mask(body.in_types), _float_mask(body.out_types)
     jg = jvp_graph(body, in_mask, body.name + "_jvp")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Amp, Kind, def_op
-from ..types import TensorType
+from ..ir.registry import Amp, Kind, def_op
+from ..ir.types import TensorType
 from .ad_util import bilinear_jvp
 from .common import check_allowed, check_arity, fail, lax, same_dtype
 from . import batching as B

@@ -14,6 +14,8 @@ import os
 import sys
 import types
 
+from ..errors import ShapeError, TracerError
+
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _NOTE = "(sporeflow-internal frames are hidden; set SPOREFLOW_TRACEBACK_FILTERING=off to see them)"
 
@@ -56,7 +58,6 @@ def _user_traceback(tb: types.TracebackType | None) -> types.TracebackType | Non
 
 
 def _user_errors() -> tuple:
-    from ..errors import ShapeError, TracerError
     return (ShapeError, TracerError)
 
 
@@ -86,3 +87,9 @@ def wrap_methods(cls, skip=("__init__", "__repr__", "__str__", "__hash__", "__in
         public = not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
         if public and name not in skip and isinstance(fn, types.FunctionType):
             setattr(cls, name, api_boundary(fn))
+
+
+def concrete_error(what: str, fix: str) -> TracerError:
+    return TracerError(
+        f"{what} of a traced tensor: its value is not known while the function is being compiled.\n"
+        f"  at {user_line_description()}\n  {fix}")

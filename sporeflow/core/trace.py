@@ -7,19 +7,52 @@ any other concrete Tensor becomes a `constant` node, and a Tracer of an enclosin
 becomes an implicit input: closure conversion). Transformations (grad, vmap, ...) trace into
 a fresh Trace, transform the graph, then `inline` the result into whatever is current, which
 is why they compose.
+
+The eager array classes (Tensor, Tracer, Parameter) and the device executors belong to the
+frontend; it hands them to this floor once with `install_arrays`, so the core never imports
+upward. Until then (a bare `sporeflow.core` import) eager binds run on the host interpreter.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from ..errors import OpTypeError, ShapeError, TracerError
 from ..ir.graph import Graph, GraphBuilder, Value
+from ..ir.interpret import run_graph
 from ..ir.registry import get_op
 from ..ir.types import Attrs, ConstValue, TensorType
-if TYPE_CHECKING:
-    from .tensor import Tensor, Tracer
-from . import placement
 from .source import user_line_description, user_loc
+from .tracer import Tracer
+
+
+def _host_op(opdef, arrays: list, attrs, in_types: list, out_types: list) -> list:
+    return opdef.run(arrays, attrs, in_types, out_types)
+
+
+@dataclass
+class Arrays:
+    """What the frontend installs: its array classes and how eager ops run (host or device)."""
+    tensor: type = type(None)             # eager Tensor; `wrap(array, dtype)` builds one
+    tracer: type = Tracer                 # the frontend Tracer (a core Tracer with Tensor methods)
+    parameter: type = type(None)         # Parameter (a Tensor lifted as an implicit graph input)
+    wrap: Callable = lambda arr, dtype: arr
+    to_host: Callable[[Any], np.ndarray] = np.asarray
+    run_op: Callable[..., list] = _host_op
+    run_graph: Callable[[Graph, list], list] = run_graph
+
+
+ARRAYS = Arrays()
+
+
+def install_arrays(**fields) -> None:
+    """Called once by the frontend when its Tensor module is imported."""
+    for k, v in fields.items():
+        if not hasattr(ARRAYS, k):
+            raise TypeError(f"install_arrays: unknown field {k!r}")
+        setattr(ARRAYS, k, v)
 
 _STACK: list["Trace"] = []
 
@@ -31,7 +64,7 @@ class Trace:
         self.builder = GraphBuilder(name)
         self.captured: dict[int, tuple[Any, Value]] = {}   # id(obj) -> (Parameter|outer Tracer, input)
         self.consts: dict[int, tuple[Any, Value]] = {}     # id(Tensor) -> (Tensor, constant value)
-        self.updates: dict[int, tuple[Any, "Tensor"]] = {}  # id(Parameter) -> (param, new value)
+        self.updates: dict[int, tuple[Any, Any]] = {}  # id(Parameter) -> (param, new value)
         outer = current_trace()
         # (cell, scope path) while tracing Cells; inner traces start from the outer scope so
         # that scopes recorded anywhere are absolute and `inline` can keep them verbatim.
@@ -53,13 +86,15 @@ class Trace:
     def scope(self) -> str:
         return self.scope_prefix + (self.scopes[-1][1] if self.scopes else "")
 
-    def new_input(self, type: TensorType, name: str = "") -> "Tracer":
-        from .tensor import Tracer
-        return Tracer(self, self.builder.add_input(type, name))
+    def new_input(self, type: TensorType, name: str = ""):
+        return self.tracer(self.builder.add_input(type, name))
+
+    def tracer(self, value: Value):
+        """The (frontend) Tracer that stands for `value` of this trace."""
+        return ARRAYS.tracer(self, value)
 
     # -- lifting values into this trace -----------------------------------------------------
     def lift(self, x) -> Value:
-        from .tensor import Parameter, Tensor, Tracer
         if isinstance(x, Tracer):
             if x._trace is self:
                 return x._value
@@ -69,15 +104,15 @@ class Trace:
                     "a Cell attribute or a list and used later). Return it from the function instead.\n  at "
                     + user_line_description())
             return self._capture(x)
-        if isinstance(x, Parameter):
+        if isinstance(x, ARRAYS.parameter):
             upd = self.updates.get(id(x))
             if upd is not None:
                 return self.lift(upd[1])
             return self._capture(x)
-        if isinstance(x, Tensor):
+        if isinstance(x, ARRAYS.tensor):
             hit = self.consts.get(id(x))
             if hit is None:
-                v = self.builder.emit("constant", [], {"value": ConstValue(placement.to_host(x._data), x.dtype)},
+                v = self.builder.emit("constant", [], {"value": ConstValue(ARRAYS.to_host(x._data), x.dtype)},
                                       loc=user_loc(), scope=self.scope)[0]
                 hit = self.consts[id(x)] = (x, v)
             return hit[1]
@@ -94,7 +129,7 @@ class Trace:
     def record_update(self, param, value) -> None:
         self.updates[id(param)] = (param, value)
 
-    def finish(self, outputs: Sequence["Tensor"]) -> tuple[Graph, list, list]:
+    def finish(self, outputs: Sequence[Any]) -> tuple[Graph, list, list]:
         """Seal the graph. Inputs: explicit inputs, then captured (in capture order).
         Outputs: `outputs`, then parameter updates. Returns (graph, captured objs, updated params)."""
         out_vals = [self.lift(o) for o in outputs]
@@ -134,7 +169,6 @@ def _infer_cached(opdef, in_types: list, attrs: Attrs) -> list:
 
 def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
     """Apply primitive `op` to tensors `inputs` (Tensor or Tracer) with attributes `attrs`."""
-    from .tensor import Tensor, Tracer
     opdef = get_op(op)
     attrs = Attrs(attrs or {})
     trace = current_trace()
@@ -144,19 +178,15 @@ def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
             out_types = _infer_cached(opdef, in_types, attrs)
         except OpTypeError as e:
             raise _type_error(op, e, in_types) from None
-        arrays = [x._data for x in inputs]
-        if placement.current_device() is not None or placement.on_device(arrays):
-            outs = placement.run_eager(opdef, arrays, attrs, in_types, out_types)   # device kernels
-        else:
-            outs = opdef.run(arrays, attrs, in_types, out_types)
-        return [Tensor._wrap(o, t.dtype) for o, t in zip(outs, out_types)]
+        outs = ARRAYS.run_op(opdef, [x._data for x in inputs], attrs, in_types, out_types)
+        return [ARRAYS.wrap(o, t.dtype) for o, t in zip(outs, out_types)]
     vals = [trace.lift(x) for x in inputs]
     loc = trace.loc_override if trace.loc_override is not None else user_loc()
     try:
         outs = trace.builder.emit(op, vals, attrs, loc=loc, scope=trace.scope)
     except OpTypeError as e:
         raise _type_error(op, e, [v.type for v in vals]) from None
-    return [Tracer(trace, v) for v in outs]
+    return [ARRAYS.tracer(trace, v) for v in outs]
 
 
 def inline(graph: Graph, args: Sequence[Any]) -> list:
@@ -166,27 +196,14 @@ def inline(graph: Graph, args: Sequence[Any]) -> list:
     trace = current_trace()
     if trace is None:
         return _inline_eager(graph, args)
-    from .tensor import Tracer
     for node in graph.nodes:
         vals = [trace.lift(env[id(v)]) for v in node.inputs]
         outs = trace.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=node.scope)
         for v, o in zip(node.outputs, outs):
-            env[id(v)] = Tracer(trace, o)
+            env[id(v)] = ARRAYS.tracer(trace, o)
     return [env[id(v)] for v in graph.outputs]
 
 
 def _inline_eager(graph: Graph, args: Sequence[Any]) -> list:
-    from ..ir.interpret import run_graph
-    from .tensor import Tensor
-    arrays = [a._data for a in args]
-    if placement.current_device() is not None or placement.on_device(arrays):
-        outs = placement.run_graph_on_device(graph, arrays)
-    else:
-        outs = run_graph(graph, arrays)
-    return [Tensor._wrap(o, v.type.dtype) for o, v in zip(outs, graph.outputs)]
-
-
-def concrete_error(what: str, fix: str) -> TracerError:
-    return TracerError(
-        f"{what} of a traced tensor: its value is not known while the function is being compiled.\n"
-        f"  at {user_line_description()}\n  {fix}")
+    outs = ARRAYS.run_graph(graph, [a._data for a in args])
+    return [ARRAYS.wrap(o, v.type.dtype) for o, v in zip(outs, graph.outputs)]
