@@ -16,11 +16,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(autouse=True)
 def _reset_context():
-    """Each test starts in PYNATIVE mode with the interpreter as default backend."""
+    """Each test starts in PYNATIVE mode with the interpreter as default backend, and the verifier
+    runs after every pass (a pass that breaks the graph fails the test that ran it, by name)."""
     import sporeflow as sf
-    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None)
+    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None,
+                   verify_each_pass=True)
     yield
-    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None)
+    sf.set_context(mode=sf.PYNATIVE_MODE, device_target="INTERP", backend=None, save_graphs=False, pipeline=None,
+                   verify_each_pass=True)
 
 
 @pytest.fixture
