@@ -136,7 +136,7 @@ def test_opt_level_zero_is_identity_and_train_step_fuses_update():
 # ---- random programs -------------------------------------------------------------------------
 @given(programs())
 def test_random_programs_fused_equal_unfused(prog):
-    from sporeflow.passes.autodiff import dce
+    from sporeflow.passes.dce import dce
     g, args = prog
     for graph in (g, dce(g)):
         fg = verify(fuse(graph))

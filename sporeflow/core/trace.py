@@ -14,6 +14,7 @@ upward. Until then (a bare `sporeflow.core` import) eager binds run on the host 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -189,18 +190,43 @@ def bind(op: str, inputs: Sequence[Any], attrs: dict | None = None) -> list:
     return [ARRAYS.tracer(trace, v) for v in outs]
 
 
+# ---- retracing a graph: inline, and the transformations' replay of the nodes they keep -------
+@contextmanager
+def emitting_for(trace: Trace, node, prefix: str):
+    """While a transformation's rule for `node` runs: the nodes it emits get scope
+    `<prefix><node's scope>` and the node's loc."""
+    saved = (trace.scopes, trace.scope_prefix, trace.loc_override)
+    trace.scopes = [(None, node.scope)]
+    trace.scope_prefix = prefix if node.scope else prefix.rstrip("/")
+    trace.loc_override = node.loc
+    try:
+        yield
+    finally:
+        trace.scopes, trace.scope_prefix, trace.loc_override = saved
+
+
+def emit_copy(trace: Trace, node, args: Sequence) -> list:
+    """Re-emit `node` as it is (its loc and scope kept) into `trace` on `args`; its Tracers."""
+    outs = trace.builder.emit(node.op, [trace.lift(a) for a in args], node.attrs, loc=node.loc, scope=node.scope)
+    return [ARRAYS.tracer(trace, o) for o in outs]
+
+
+def replay(trace: Trace, graph: Graph, args: Sequence) -> dict[int, Any]:
+    """Emit `graph`'s nodes into `trace` on `args`; returns Value id -> Tracer for every value."""
+    env: dict[int, Any] = {id(v): a for v, a in zip(graph.inputs, args)}
+    for node in graph.nodes:
+        for v, o in zip(node.outputs, emit_copy(trace, node, [env[id(v)] for v in node.inputs])):
+            env[id(v)] = o
+    return env
+
+
 def inline(graph: Graph, args: Sequence[Any]) -> list:
     """Evaluate `graph` on tensors through `bind`: eager when args are concrete, recorded into
-    the current trace otherwise. Keeps each node's loc and scope (under the current prefix)."""
-    env: dict[int, Any] = {id(v): a for v, a in zip(graph.inputs, args)}
+    the current trace otherwise. Keeps each node's loc and scope."""
     trace = current_trace()
     if trace is None:
         return _inline_eager(graph, args)
-    for node in graph.nodes:
-        vals = [trace.lift(env[id(v)]) for v in node.inputs]
-        outs = trace.builder.emit(node.op, vals, node.attrs, loc=node.loc, scope=node.scope)
-        for v, o in zip(node.outputs, outs):
-            env[id(v)] = ARRAYS.tracer(trace, o)
+    env = replay(trace, graph, args)
     return [env[id(v)] for v in graph.outputs]
 
 

@@ -26,7 +26,8 @@ from .jit import save_graph
 from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from ..core.trace import Trace, current_trace, inline
-from ..passes.autodiff import dce, vjp_graph
+from ..passes.autodiff import vjp_graph
+from ..passes.dce import dce
 from ..passes.forward import jvp_graph
 
 

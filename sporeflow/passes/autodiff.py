@@ -10,7 +10,6 @@ with neither a rule nor the mark is an error that names it.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Sequence
 
 from ..errors import SporeflowError
@@ -18,7 +17,8 @@ from ..ir.graph import Graph, Value
 from ..ir.registry import NOT_DIFFERENTIABLE, get_op
 from ..ir.types import TensorType
 from ..core import lax
-from ..core.trace import Trace
+from ..core.trace import Trace, emitting_for, replay
+from .dce import dce
 
 
 def differentiable(t: TensorType) -> bool:
@@ -28,40 +28,6 @@ def differentiable(t: TensorType) -> bool:
 def is_marked_nondiff(op: str) -> bool:
     d = get_op(op)
     return d.vjp is NOT_DIFFERENTIABLE or d.jvp is NOT_DIFFERENTIABLE
-
-
-def dce(graph: Graph) -> Graph:
-    """Drop nodes whose results nobody uses (the forward replay of a gradient graph leaves
-    some). Every primitive is pure, so this is always safe."""
-    return Graph(graph.name, graph.inputs, graph.live_nodes(), graph.outputs)
-
-
-@contextmanager
-def emitting_for(trace, node, prefix: str):
-    """While a rule runs: nodes get scope `<prefix><forward scope>` and the forward op's loc."""
-    saved = (trace.scopes, trace.scope_prefix, trace.loc_override)
-    trace.scopes = [(None, node.scope)]
-    trace.scope_prefix = prefix if node.scope else prefix.rstrip("/")
-    trace.loc_override = node.loc
-    try:
-        yield
-    finally:
-        trace.scopes, trace.scope_prefix, trace.loc_override = saved
-
-
-def emit_copy(trace, node, args: Sequence) -> list:
-    """Re-emit `node` as it is (its loc and scope kept) into `trace` on `args`; its Tracers."""
-    outs = trace.builder.emit(node.op, [trace.lift(a) for a in args], node.attrs, loc=node.loc, scope=node.scope)
-    return [trace.tracer(o) for o in outs]
-
-
-def replay(trace, graph: Graph, args: Sequence) -> dict[int, object]:
-    """Emit `graph`'s nodes into `trace` on Tracers `args`; returns Value id -> Tracer."""
-    env: dict[int, object] = {id(v): a for v, a in zip(graph.inputs, args)}
-    for node in graph.nodes:
-        for v, o in zip(node.outputs, emit_copy(trace, node, [env[id(v)] for v in node.inputs])):
-            env[id(v)] = o
-    return env
 
 
 def active_values(graph: Graph, seeds: Sequence[Value]) -> set[int]:

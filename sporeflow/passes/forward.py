@@ -11,9 +11,10 @@ from typing import Sequence
 from ..errors import SporeflowError
 from ..ir.graph import Graph
 from ..ir.registry import get_op
-from .autodiff import dce, differentiable, emit_copy, emitting_for, is_marked_nondiff
+from .autodiff import differentiable, is_marked_nondiff
+from .dce import dce
 from ..core import lax
-from ..core.trace import Trace
+from ..core.trace import Trace, emit_copy, emitting_for
 
 
 def jvp_graph(graph: Graph, wrt: Sequence[bool], name: str | None = None) -> Graph:

@@ -16,9 +16,8 @@ from ..errors import NoRuleError, SporeflowError
 from ..ir.graph import Graph
 from ..ir.registry import as_list, get_op
 from ..ir.types import TensorType
-from .autodiff import emit_copy, emitting_for
 from ..core.batching import materialize
-from ..core.trace import Trace
+from ..core.trace import Trace, emit_copy, emitting_for
 
 
 def batched_type(t: TensorType, d: int | None, size: int) -> TensorType:

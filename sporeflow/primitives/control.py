@@ -20,7 +20,8 @@ from ..core.trace import current_trace
 from ..core.tracer import Tracer
 from ..errors import SporeflowError
 from ..ir.interpret import run_graph
-from ..passes.autodiff import dce, vjp_graph
+from ..passes.autodiff import vjp_graph
+from ..passes.dce import dce
 from ..passes.forward import jvp_graph
 
 
