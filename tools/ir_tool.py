@@ -255,6 +255,18 @@ def cmd_stats(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from . import ir_explain
+    for run in _pick(args):
+        stages = [g for name, g in run.stages]
+        names = [name for name, _ in run.stages]
+        # the graph the pipeline's fuse pass was given, else the last one (an .ir file as written)
+        graph = stages[names.index("fuse") - 1] if "fuse" in names else stages[-1]
+        _, reports = ir_explain.explain(graph)
+        print(ir_explain.text(reports, boundaries=not args.groups_only))
+    return 0
+
+
 def _add_source(p) -> None:
     p.add_argument("source", help="an .ir file or a Python script")
     p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
@@ -290,8 +302,12 @@ def main(argv=None) -> int:
     _add_source(v)
     s = sub.add_parser("stats", help="nodes per op, fused groups, bytes/FLOPs per kernel, time per pass")
     _add_source(s)
+    e = sub.add_parser("explain", help="the fusion decisions: groups, their rules, why each boundary stayed")
+    e.add_argument("--groups-only", action="store_true", help="leave out the boundaries")
+    _add_source(e)
     args = ap.parse_args(argv)
-    table = {"dump": cmd_dump, "opt": cmd_opt, "diff": cmd_diff, "view": cmd_view, "stats": cmd_stats}
+    table = {"dump": cmd_dump, "opt": cmd_opt, "diff": cmd_diff, "view": cmd_view, "stats": cmd_stats,
+             "explain": cmd_explain}
     return table[args.cmd](args)
 
 

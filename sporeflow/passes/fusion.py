@@ -16,23 +16,36 @@ feed the master).
 
 Scalar constants (and broadcasts/casts of them) are cloned into every body that uses them, so
 they become literals in generated code instead of kernel arguments.
+
+Decisions can be recorded (sporeflow-ir explain): `fuse(graph, record=fn)` calls
+  fn("merge", phase=, rule=, src=, dst=, via=)      for every merge made (nodes, `via` the path),
+  fn("refuse", phase=, src=, dst=, category=, reason=)   for every candidate turned down, where
+      category is what decided: "kind lattice", "post-dominator", "master" (one matmul/conv per
+      group), "size limit", "row domain", "cycle" (the union would not be convex or would feed
+      its own master) or "bisect" (the opt-bisect limit skipped it);
+  fn("partition", graph=, nodes=, succ=, groups=, kinds=)   once per (sub)graph, the result.
+With record=None (the default) no reason is computed. Every merge asks the pass manager's
+opt-bisect counter (manager.bisect_step) first.
 """
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import Kind, get_op
 from ..ir.types import Attrs
-from .manager import register_pass
+from .manager import bisect_step, register_pass
 
 MAX_GROUP_NODES = 256
 MAX_GROUP_INPUTS = 48
 ROW_REDUCE_OPS = ("reduce_sum", "reduce_max", "reduce_min")
 _REPLICABLE_WRAPPERS = ("broadcast_to", "reshape", "cast")
 _SINK = -1
+
+Recorder = Callable[..., None]       # record(event, **fields); see the module docstring
 
 
 def _op_kind(node: Node) -> Kind:
@@ -66,6 +79,14 @@ class _Partition:
     outs: set[int]                        # nodes with a graph output or an unused result
     parent: list[int] = field(default_factory=list)
     groups: dict[int, _Group] = field(default_factory=dict)
+    record: Recorder | None = None
+
+    def refuse(self, phase: int, src: int, dst: int, category: str, reason: str) -> None:
+        self.record("refuse", phase=phase, src=self.nodes[src],
+                    dst=None if dst == _SINK else self.nodes[dst], category=category, reason=reason)
+
+    def describe(self, i: int) -> str:
+        return f"{self.nodes[i].op} ({self.group(i).kind.name} group)"
 
     def find(self, i: int) -> int:
         root = i
@@ -131,49 +152,84 @@ def _path(p: _Partition, src: int, dst: int) -> list[int]:
     return sorted(seen)
 
 
-def _check_path(p: _Partition, src: int, dst: int, fcond) -> list[int] | None:
+def _check_path(p: _Partition, src: int, dst: int, path_max: Kind, sink_max: Kind,
+                phase: int) -> list[int] | None:
+    """The nodes between src and its post-dominator dst when every one's group is at most
+    path_max, dst's group at most sink_max, and the union within MAX_GROUP_NODES; else None."""
     mids = _path(p, src, dst)
-    if not all(fcond(p.group(u).kind, False) for u in mids) or not fcond(p.group(dst).kind, True):
+    if not all(p.group(u).kind <= path_max for u in mids) or not p.group(dst).kind <= sink_max:
+        if p.record is not None:
+            bad = [u for u in mids if p.group(u).kind > path_max]
+            p.refuse(phase, src, dst, "kind lattice",
+                     f"{p.describe(bad[0])} on the path to the post-dominator is above {path_max.name}"
+                     if bad else f"the post-dominator {p.describe(dst)} is above {sink_max.name}")
         return None
     roots = {p.find(u) for u in mids + [src, dst]}
-    if sum(p.groups[r].size for r in roots) > MAX_GROUP_NODES:
+    size = sum(p.groups[r].size for r in roots)
+    if size > MAX_GROUP_NODES:
+        if p.record is not None:
+            p.refuse(phase, src, dst, "size limit", f"the union would have {size} > {MAX_GROUP_NODES} nodes")
         return None
     return mids
 
 
-def _commit(p: _Partition, src: int, dst: int, mids: list[int]) -> None:
+def _commit(p: _Partition, src: int, dst: int, mids: list[int], phase: int, rule: str) -> None:
+    n, d = p.nodes[src], p.nodes[dst]
+    if not bisect_step(f"fuse.{rule}: {n.op} into {d.op} ({n.loc or 'no loc'})"):
+        if p.record is not None:
+            p.refuse(phase, src, dst, "bisect", "skipped by the opt-bisect limit")
+        return
+    if p.record is not None:
+        p.record("merge", phase=phase, rule=rule, src=n, dst=d, via=[p.nodes[u] for u in mids])
     for u in mids + [src]:
         p.merge(u, dst)
 
 
-def _elemwise_cond(kind: Kind, is_sink: bool) -> bool:
-    if not is_sink:
-        return kind <= Kind.INJECTIVE
-    return kind <= Kind.OUT_EWISE_FUSABLE
-
-
 def _tvm_phases(p: _Partition) -> None:
     ipdom = _post_dominators(p)
+    rec = p.record
     for phase in (0, 1):
         for i in range(len(p.nodes)):
             dst = ipdom.get(i, _SINK)
             if dst == _SINK or p.find(i) == p.find(dst):
+                if dst == _SINK and rec is not None:
+                    p.refuse(phase, i, dst, "post-dominator", "it reaches no graph output" if i not in ipdom
+                             else "no node post-dominates it: it is a graph output (or unused)" if i in p.outs
+                             else "no node post-dominates it: its uses lead to different graph outputs")
                 continue
             gk = p.group(i).kind
             own_dst = _op_kind(p.nodes[dst])
             mids = None
             if gk == Kind.OPAQUE or gk == Kind.REDUCE:
+                if rec is not None:
+                    p.refuse(phase, i, dst, "kind lattice", f"{p.describe(i)}: a REDUCE never starts a fusion"
+                             if gk == Kind.REDUCE else "a constant is data, not computation (OPAQUE)"
+                             if p.nodes[i].op == "constant" else f"{p.describe(i)}: OPAQUE is a barrier")
                 continue
             if gk == Kind.OUT_EWISE_FUSABLE:
                 if phase == 0 and own_dst <= Kind.BROADCAST and p.group(dst).master is None:
-                    mids = _check_path(p, i, dst, lambda k, sink: k <= Kind.BROADCAST)
+                    mids = _check_path(p, i, dst, Kind.BROADCAST, Kind.BROADCAST, phase)
+                    rule = "out_ewise"
+                elif phase == 0 and rec is not None:
+                    if own_dst > Kind.BROADCAST:
+                        p.refuse(phase, i, dst, "kind lattice", f"{p.describe(i)}: an OUT_EWISE_FUSABLE group fuses "
+                                 f"only into an elementwise/broadcast post-dominator; {p.nodes[dst].op} is "
+                                 f"{own_dst.name}")
+                    else:
+                        p.refuse(phase, i, dst, "master", f"the post-dominator {p.nodes[dst].op}'s group "
+                                 f"already has a master ({p.nodes[p.group(dst).master].op})")
             elif gk <= Kind.BROADCAST:
                 if own_dst <= Kind.INJECTIVE or own_dst == Kind.REDUCE:
-                    mids = _check_path(p, i, dst, _elemwise_cond)
+                    mids = _check_path(p, i, dst, Kind.INJECTIVE, Kind.OUT_EWISE_FUSABLE, phase)
+                    rule = "elemwise"
+                elif rec is not None:
+                    p.refuse(phase, i, dst, "kind lattice", f"{p.describe(i)}: a {gk.name} group fuses into a "
+                             f"post-dominator at most INJECTIVE or a REDUCE; {p.nodes[dst].op} is {own_dst.name}")
             elif gk == Kind.INJECTIVE and phase == 1:
-                mids = _check_path(p, i, dst, lambda k, sink: k <= Kind.INJECTIVE)
+                mids = _check_path(p, i, dst, Kind.INJECTIVE, Kind.INJECTIVE, phase)
+                rule = "injective"
             if mids is not None:
-                _commit(p, i, dst, mids)
+                _commit(p, i, dst, mids, phase, rule)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,8 +241,9 @@ def _fits(shape: tuple, dom: tuple) -> bool:
     return all(s in (1, d) for s, d in zip(shape[::-1], dom[::-1]))
 
 
-def _row_signature(p: _Partition, members: list[int]) -> tuple | None:
-    """(domain, first reduced axis or None) when the members form one row kernel, else None."""
+def _row_signature(p: _Partition, members: list[int], why: list | None = None) -> tuple | None:
+    """(domain, first reduced axis or None) when the members form one row kernel, else None
+    (and, given a list `why`, the reason appended to it)."""
     doms, red = set(), set()
     for i in members:
         n = p.nodes[i]
@@ -194,26 +251,38 @@ def _row_signature(p: _Partition, members: list[int]) -> tuple | None:
         if n.op in ROW_REDUCE_OPS:
             shape, axes = n.inputs[0].type.shape, tuple(sorted(n.attrs["axes"]))
             if not axes or axes != tuple(range(axes[0], len(shape))):
+                if why is not None:
+                    why.append(f"{n.op} over axes {list(axes)} of {list(shape)} is not over trailing axes")
                 return None
             doms.add(shape)
             red.add(axes[0])
         elif k == Kind.OUT_EWISE_FUSABLE and i == p.group(i).master:
             doms.add(n.outputs[0].type.shape)
         elif k > Kind.BROADCAST:
+            if why is not None:
+                why.append(f"{n.op} is {k.name}, not a row-kernel op (elementwise, broadcast, a trailing "
+                           f"{'/'.join(ROW_REDUCE_OPS)} or the group's master)")
             return None
         else:
             doms.add(n.outputs[0].type.shape)
     if len(red) > 1:
+        if why is not None:
+            why.append(f"reductions start at different axes {sorted(red)}")
         return None
     rank = max(len(s) for s in doms)
     dom = tuple(max((s[i - rank + len(s)] if i - rank + len(s) >= 0 else 1) for s in doms) for i in range(rank))
     if not all(_fits(s, dom) for s in doms):
+        if why is not None:
+            why.append(f"shapes {sorted(map(list, doms))} do not all broadcast to one domain")
         return None
     for i in members:                   # every operand must broadcast to the domain too
         n = p.nodes[i]
         if i == p.group(i).master:
             continue
         if not all(_fits(v.type.shape, dom) for v in n.inputs):
+            if why is not None:
+                why.append(f"an operand of {n.op} ({[list(v.type.shape) for v in n.inputs]}) does not "
+                           f"broadcast to the domain {list(dom)}")
             return None
     return dom, (next(iter(red)) if red else None)
 
@@ -250,23 +319,46 @@ def _master_fed_inside(p: _Partition, members: set[int], master: int | None) -> 
     return False
 
 
-def _try_row_merge(p: _Partition, a: int, b: int) -> bool:
+def _try_row_merge(p: _Partition, a: int, b: int, edge: tuple[int, int]) -> bool:
+    """Merge groups a and b (joined by the producer->consumer edge) when they share a row domain."""
     ga, gb = p.groups[a], p.groups[b]
+    why: list | None = [] if p.record is not None else None
+
+    def no(category: str, reason: str) -> bool:
+        if why is not None:
+            p.refuse(2, edge[0], edge[1], category, reason)
+        return False
     if ga.master is not None and gb.master is not None:
-        return False
+        return no("master", f"both groups have a master ({p.nodes[ga.master].op}, {p.nodes[gb.master].op}); "
+                  "a group holds one")
     if ga.size + gb.size > MAX_GROUP_NODES:
-        return False
-    sa, sb = _row_signature(p, ga.members), _row_signature(p, gb.members)
-    if sa is None or sb is None or sa[0] != sb[0]:
-        return False
+        return no("size limit", f"the union would have {ga.size + gb.size} > {MAX_GROUP_NODES} nodes")
+    sa = _row_signature(p, ga.members, why)
+    sb = _row_signature(p, gb.members, why) if sa is not None else None
+    if sa is None or sb is None:
+        return no("row domain", f"the {'producer' if sa is None else 'consumer'}'s group is not a row "
+                  f"kernel: {why[0]}" if why else "")
+    if sa[0] != sb[0]:
+        return no("row domain", f"row domains differ: {list(sa[0])} vs {list(sb[0])}")
     if sa[1] is not None and sb[1] is not None and sa[1] != sb[1]:
-        return False
+        return no("row domain", f"reductions from axis {sa[1]} vs {sb[1]} of the domain {list(sa[0])}")
     union = set(ga.members) | set(gb.members)
     master = ga.master if ga.master is not None else gb.master
-    if not _convex(p, union) or _master_fed_inside(p, union, master):
-        return False
-    if _row_signature(p, sorted(union)) is None:
-        return False
+    if not _convex(p, union):
+        return no("cycle", "the union is not convex: a path leaves it and comes back (through another "
+                  "kernel), so it cannot run as one kernel")
+    if _master_fed_inside(p, union, master):
+        return no("cycle", f"a member would feed the group's master {p.nodes[master].op} (its own input)")
+    sig = _row_signature(p, sorted(union), why)
+    if sig is None:
+        return no("row domain", f"the union is not one row kernel: {why[0]}" if why else "")
+    src, dst = p.nodes[edge[0]], p.nodes[edge[1]]
+    rule = "row_domain"
+    if not bisect_step(f"fuse.{rule}: {src.op} with {dst.op} ({src.loc or 'no loc'})"):
+        return no("bisect", "skipped by the opt-bisect limit")
+    if p.record is not None:
+        red = "" if sig[1] is None else f", reduced from axis {sig[1]}"
+        p.record("merge", phase=2, rule=f"{rule} {list(sig[0])}{red}", src=src, dst=dst, via=[])
     p.merge(a, b)
     return True
 
@@ -278,9 +370,13 @@ def _row_phase(p: _Partition) -> None:
         for i in range(len(p.nodes)):
             for s in p.succ[i]:
                 a, b = p.find(i), p.find(s)
-                if a == b or p.groups[a].kind == Kind.OPAQUE or p.groups[b].kind == Kind.OPAQUE:
+                if a == b:
                     continue
-                if _try_row_merge(p, a, b):
+                if p.groups[a].kind == Kind.OPAQUE or p.groups[b].kind == Kind.OPAQUE:
+                    if p.record is not None:
+                        p.refuse(2, i, s, "kind lattice", "an OPAQUE group takes no part in row-domain merging")
+                    continue
+                if _try_row_merge(p, a, b, (i, s)):
                     changed = True
 
 
@@ -305,7 +401,7 @@ def _group_name(ops: list[str]) -> str:
     return "fused_" + "_".join(shown)
 
 
-def partition(graph: Graph) -> tuple[list[list[Node]], set[int]]:
+def partition(graph: Graph, record: Recorder | None = None) -> tuple[list[list[Node]], set[int]]:
     """The fusion groups of `graph`'s top level (lists of nodes, ≥ 2 members each) and the ids
     of the replicable (cloned-into-bodies) nodes. Exposed for tests and tools."""
     rep: set[int] = set()
@@ -327,7 +423,7 @@ def partition(graph: Graph) -> tuple[list[list[Node]], set[int]]:
     graph_outs = {id(v) for v in graph.outputs}
     outs = {i for i, n in enumerate(nodes)
             if any(id(v) in graph_outs or id(v) not in used for v in n.outputs)}
-    p = _Partition(nodes, succ, pred, outs, list(range(len(nodes))))
+    p = _Partition(nodes, succ, pred, outs, list(range(len(nodes))), record=record)
     for i, n in enumerate(nodes):
         k = _op_kind(n)
         p.groups[i] = _Group(k, [i], i if k == Kind.OUT_EWISE_FUSABLE else None)
@@ -336,17 +432,21 @@ def partition(graph: Graph) -> tuple[list[list[Node]], set[int]]:
     groups = [sorted(g.members) for g in p.groups.values() if g.size >= 2]
     groups.sort(key=lambda m: m[0])
     _partition_cache[id(graph)] = p
+    if record is not None:
+        record("partition", graph=graph, nodes=nodes, succ=succ, groups=groups,
+               kinds=[_group_kind_name(p, p.group(m[0])) for m in groups])
     return [[nodes[i] for i in m] for m in groups], rep
 
 
 _partition_cache: dict[int, _Partition] = {}
 
 
-def fuse(graph: Graph, opt_level: int = 2) -> Graph:
-    """The fusion pass: a new graph whose fusion groups are `fused` nodes (opt_level 0: unchanged)."""
+def fuse(graph: Graph, opt_level: int = 2, record: Recorder | None = None) -> Graph:
+    """The fusion pass: a new graph whose fusion groups are `fused` nodes (opt_level 0: unchanged).
+    `record` sees every decision (module docstring), subgraphs' included."""
     if opt_level < 1:
         return graph
-    return _Fuser().run(graph)
+    return _Fuser(record).run(graph)
 
 
 def _register() -> None:
@@ -358,11 +458,12 @@ _register()
 
 
 class _Fuser:
-    def __init__(self):
+    def __init__(self, record: Recorder | None = None):
         self.sub_memo: dict[int, Graph] = {}
+        self.record = record
 
     def run(self, graph: Graph) -> Graph:
-        groups, rep = partition(graph)
+        groups, rep = partition(graph, self.record)
         p = _partition_cache.pop(id(graph))
         member_of = {id(n): gi for gi, g in enumerate(groups) for n in g}
         env: dict[int, Value] = {}
@@ -451,7 +552,7 @@ class _Fuser:
         done = {}
         for k, g in subs.items():
             if id(g) not in self.sub_memo:
-                self.sub_memo[id(g)] = _Fuser().run(g)
+                self.sub_memo[id(g)] = _Fuser(self.record).run(g)
             done[k] = self.sub_memo[id(g)]
         return node.attrs.replace(**done)
 
