@@ -105,6 +105,17 @@ def test_every_primitive_has_an_llvm_lowering():
     assert all("llvm" in REGISTRY[n].lower for n in GENERATORS)
 
 
+def test_lowering_table_refuses_an_op_named_twice():
+    """One entry per op: two kernel modules lowering the same op fail when the table is built
+    (the winner used to be whichever dict was merged last)."""
+    from sporeflow.backends.base import lowering_table
+    from sporeflow.backends.llvm import LOWERINGS, conv, gemm, kernels_nn
+    from sporeflow.errors import BackendError
+    assert LOWERINGS["matmul"] is gemm.lower_matmul and LOWERINGS["conv2d"] is conv.lower_conv2d
+    with pytest.raises(BackendError, match="two lowerings for 'matmul'"):
+        lowering_table("llvm", gemm.RULES, {"matmul": kernels_nn.lower_matmul})
+
+
 @pytest.mark.parametrize("op", sorted(GENERATORS))
 def test_primitive_matches_interpreter(op):
 

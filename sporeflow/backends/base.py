@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import BackendError
 from ..ir.graph import Graph
+from ..ir.registry import REGISTRY
 
 
 class Executable(Protocol):
@@ -22,6 +23,42 @@ class Backend(Protocol):
     name: str
 
     def compile(self, graph: Graph) -> Executable: ...
+
+
+def lowering_table(backend: str, *parts: dict) -> dict:
+    """The backend's one table op -> lowering, from the tables of its kernel modules. An op named
+    by two of them is an error here: which rule ran used to depend on the order of a dict merge;
+    where an op has two implementations, its one entry chooses between them."""
+    table: dict = {}
+    for part in parts:
+        for op, rule in part.items():
+            if op in table:
+                raise BackendError(f"{backend} backend: two lowerings for {op!r} ({table[op].__module__} and "
+                                   f"{rule.__module__}); give the op one entry that picks its implementation")
+            table[op] = rule
+    return table
+
+
+def install_lowerings(backend: str, table: dict) -> None:
+    """Record each rule in its OpDef (`REGISTRY[op].lower[backend]`, where kernels that lower
+    members of a fused body look them up), once, when the backend is imported; the backend
+    imports the primitives first, so every op of the table is registered."""
+    unknown = sorted(set(table) - set(REGISTRY))
+    if unknown:
+        raise BackendError(f"{backend} backend: lowerings for unregistered op(s) {unknown}")
+    for op, rule in table.items():
+        REGISTRY[op].lower[backend] = rule
+
+
+def missing_lowerings(table: dict) -> list[str]:
+    """Registered primitives the table cannot lower (the coverage check)."""
+    return sorted(set(REGISTRY) - set(table))
+
+
+def check_lowerable(graph: Graph, backend: str, table: dict) -> None:
+    missing = sorted({n.op for n in graph.walk() if n.op not in table})
+    if missing:
+        raise BackendError(f"{backend} backend: no lowering for op(s) {missing} in @{graph.name}")
 
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {}

@@ -71,6 +71,8 @@ class OpDef:
     attr_names: tuple = ()                    # attributes the op requires (parser and verifier check)
     compute_in_f32: bool = True               # half-precision inputs widen to f32 for `impl`
     pure: bool = True                         # False: talks to other processes (collectives); never folded
+    monoid: str | None = None                 # a reduction over axes: its combiner, "sum" | "max" | "min"
+                                              # (what fusion's row kernels and the backends accumulate with)
     doc: str = ""
 
     def infer_types(self, in_types: Sequence[TensorType], attrs: Attrs) -> list[TensorType]:

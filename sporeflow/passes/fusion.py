@@ -35,13 +35,12 @@ from typing import Callable
 
 
 from ..ir.graph import Graph, Node, Value
-from ..ir.registry import Kind, get_op
+from ..ir.registry import REGISTRY, Kind, get_op
 from ..ir.types import Attrs
 from .manager import bisect_step, register_pass
 
 MAX_GROUP_NODES = 256
 MAX_GROUP_INPUTS = 48
-ROW_REDUCE_OPS = ("reduce_sum", "reduce_max", "reduce_min")
 _REPLICABLE_WRAPPERS = ("broadcast_to", "reshape", "cast")
 _SINK = -1
 
@@ -248,7 +247,7 @@ def _row_signature(p: _Partition, members: list[int], why: list | None = None) -
     for i in members:
         n = p.nodes[i]
         k = _op_kind(n)
-        if n.op in ROW_REDUCE_OPS:
+        if get_op(n.op).monoid is not None:
             shape, axes = n.inputs[0].type.shape, tuple(sorted(n.attrs["axes"]))
             if not axes or axes != tuple(range(axes[0], len(shape))):
                 if why is not None:
@@ -261,7 +260,7 @@ def _row_signature(p: _Partition, members: list[int], why: list | None = None) -
         elif k > Kind.BROADCAST:
             if why is not None:
                 why.append(f"{n.op} is {k.name}, not a row-kernel op (elementwise, broadcast, a trailing "
-                           f"{'/'.join(ROW_REDUCE_OPS)} or the group's master)")
+                           f"{'/'.join(n for n, o in REGISTRY.items() if o.monoid)} or the group's master)")
             return None
         else:
             doms.add(n.outputs[0].type.shape)
@@ -389,7 +388,7 @@ def _group_kind_name(p: _Partition, g: _Group) -> str:
     ops = [p.nodes[i].op for i in g.members]
     if any(_op_kind(p.nodes[i]) == Kind.REDUCE for i in g.members):
         return "row_reduce" if _row_signature(p, g.members) is not None and any(
-            o in ROW_REDUCE_OPS for o in ops) else "reduce"
+            get_op(o).monoid is not None for o in ops) else "reduce"
     if any(_op_kind(p.nodes[i]) == Kind.INJECTIVE for i in g.members):
         return "injective"
     return "elemwise"

@@ -68,14 +68,14 @@ def _extremum_jvp(name):
 
 
 reduce_sum = def_op("reduce_sum", infer=_reduce_infer("numeric", identity=True), impl=_np_reduce(np.sum), kind=Kind.REDUCE,
-                    amp=Amp.NEVER, attr_names=("axes", "keepdims"), vjp=_sum_vjp, jvp=linear_jvp("reduce_sum"),
+                    monoid="sum", amp=Amp.NEVER, attr_names=("axes", "keepdims"), vjp=_sum_vjp, jvp=linear_jvp("reduce_sum"),
                     batch=B.reducer("reduce_sum"))
 reduce_max = def_op("reduce_max", infer=_reduce_infer("numeric"), impl=_np_reduce(np.max), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_max"),
+                    monoid="max", attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_max"),
                     doc="max over axes; its gradient splits evenly between tied maxima",
                     batch=B.reducer("reduce_max"))
 reduce_min = def_op("reduce_min", infer=_reduce_infer("numeric"), impl=_np_reduce(np.min), kind=Kind.REDUCE,
-                    attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_min"),
+                    monoid="min", attr_names=("axes", "keepdims"), vjp=_extremum_vjp, jvp=_extremum_jvp("reduce_min"),
                     doc="min over axes; its gradient splits evenly between tied minima",
                     batch=B.reducer("reduce_min"))
 

@@ -5,16 +5,16 @@ on the CPU (CI has no GPU). The emulated backend also compiles every translation
 NVRTC when it is installed (the `gpu` extra), so the code is checked as valid CUDA and its
 register/shared-memory use is reported in `stats["nvrtc"]`.
 
-The lowering table is lowering.LOWERINGS (one entry per primitive), registered into
-`REGISTRY[op].lower["cuda"]` as the LLVM backend does with its own.
+The lowering table is lowering.LOWERINGS (one entry per primitive), recorded in each
+`REGISTRY[op].lower["cuda"]` once, at import, as the LLVM backend does with its own.
 """
 from __future__ import annotations
 
 import os
 
-from ...errors import BackendError
+from ... import primitives  # noqa: F401  (every primitive is registered before the table is installed)
 from ...ir.graph import Graph
-from ...ir.registry import REGISTRY
+from ..base import check_lowerable, install_lowerings, missing_lowerings as _missing
 from ..base import register_backend
 from . import compiler
 from .device import CupyDevice, EmulatedDevice
@@ -22,21 +22,13 @@ from .executable import CudaExecutable
 from .lowering import LOWERINGS
 
 
-def register_lowerings() -> None:
-    for name, rule in LOWERINGS.items():
-        if name in REGISTRY:
-            REGISTRY[name].lower["cuda"] = rule
-
-
 def missing_lowerings() -> list[str]:
-    return sorted(n for n, op in REGISTRY.items() if "cuda" not in op.lower)
+    """Primitives of the registry that the CUDA backend cannot lower (the coverage check)."""
+    return _missing(LOWERINGS)
 
 
 def _check_lowerable(graph: Graph, backend: str) -> None:
-    register_lowerings()
-    missing = sorted({n.op for n in graph.walk() if "cuda" not in REGISTRY[n.op].lower})
-    if missing:
-        raise BackendError(f"{backend} backend: no lowering for op(s) {missing} in @{graph.name}")
+    check_lowerable(graph, backend, LOWERINGS)
 
 
 class CudaBackend:
@@ -85,6 +77,6 @@ class EmulatedCudaBackend:
         return exe
 
 
-register_lowerings()
+install_lowerings("cuda", LOWERINGS)
 register_backend("cuda", CudaBackend)
 register_backend("cuda-emulated", EmulatedCudaBackend)

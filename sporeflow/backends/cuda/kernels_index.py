@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import as_dtype
+from ...ir.registry import get_op
 from ...primitives.random import PARITY, ROTATIONS
 from . import ctypes_c as C
 from .module import ELEMENTWISE_BLOCK, Kernel, coords, grid_for, grid_stride, linear, pointer_params
@@ -131,7 +132,7 @@ def k_take(name, node):
 
 
 # ---- reductions over any axes ---------------------------------------------------------------
-_COMBINE = {"reduce_sum": "SfSum", "reduce_max": "SfMax", "reduce_min": "SfMin"}
+_COMBINE = {"sum": "SfSum", "max": "SfMax", "min": "SfMin"}   # by OpDef.monoid
 
 
 def k_reduce(name, node):
@@ -142,7 +143,7 @@ def k_reduce(name, node):
     red_shape = [x.type.shape[k] for k in axes] or [1]
     nred = int(np.prod(red_shape, dtype=np.int64))
     dt = x.dtype
-    ident = {"reduce_sum": C.literal(0, dt), "reduce_max": C.lowest(dt), "reduce_min": C.highest(dt)}[node.op]
+    ident = {"sum": C.literal(0, dt), "max": C.lowest(dt), "min": C.highest(dt)}[get_op(node.op).monoid]
     kept_shape = [x.type.shape[k] for k in keep]
     total = y.type.size
     xs = strides_of(x.type.shape)
@@ -155,7 +156,7 @@ def k_reduce(name, node):
         ic[a] = rr[k]
     src = (grid_stride(total) + coords("o", "i", kept_shape) + f"    {C.compute(dt)} acc = {ident};\n"
            + f"    for (long long s = 0; s < {nred}LL; ++s) {{\n" + coords("q", "s", red_shape, "      ")
-           + f"      acc = {_COMBINE[node.op]}::f(acc, {C.load(dt, f'in0[{linear(ic, xs)}]')});\n    }}\n"
+           + f"      acc = {_COMBINE[get_op(node.op).monoid]}::f(acc, {C.load(dt, f'in0[{linear(ic, xs)}]')});\n    }}\n"
            + f"    out0[i] = {C.store(dt, 'acc')};\n  }}\n")
     return Kernel(name, pointer_params([x], [y]), src, grid_for(total), ELEMENTWISE_BLOCK)
 

@@ -1,37 +1,34 @@
 """The LLVM CPU backend (llvmlite): a graph becomes one module of loop nests, compiled at O3
 for the host CPU and cached on disk.
 
-Lowering rules live in this package's tables (scalar_ops, kernels_*, control) and are
-registered into `REGISTRY[op].lower["llvm"]` at import, so each OpDef holds its LLVM lowering
-at run time as DESIGN.md asks and a coverage check can read it there. Why not written inside
-the def_op blocks: those blocks were being edited concurrently by the transformation work;
-keeping the table here avoided conflicting edits (note for the lead: they can move into the
-def_op blocks later without changing anything else).
+LOWERINGS is the backend's table, one entry per primitive, built from its kernel modules'
+tables (an op in two of them fails at import). Ops with two implementations choose in their
+one entry:
+  matmul      gemm.lower_matmul: float32/float64 (float16/bfloat16 on float32 copies) through
+              threaded OpenBLAS blocks when OpenBLAS loads; otherwise, or for other dtypes,
+              empty results and k == 0, the kernels_nn loop nest.
+  conv2d      conv.lower_conv2d: im2col + BLAS under the same conditions; otherwise the
+              kernels_nn loop nest.
+  reduce_*    fused._standalone_reduce: the row kernel (trailing axes) or the column kernel
+              (leading axes); other axis sets the kernels_elem loop nest.
+The table is recorded in each OpDef.lower["llvm"] once, at import.
 """
 from __future__ import annotations
 
-from ...errors import BackendError
+from ... import primitives  # noqa: F401  (every primitive is registered before the table is installed)
 from ...ir.graph import Graph
-from ...ir.registry import REGISTRY
+from ..base import check_lowerable, install_lowerings, lowering_table, missing_lowerings as _missing
 from ..base import register_backend
-from . import control, kernels_elem, kernels_nn, kernels_shape
-from . import conv, fused, gemm  # issue 5: im2col+BLAS conv2d, fused kernels, threaded GEMM blocks
-from . import collective  # MPI collectives: a call out to ir/comm.py at the node's place in the step
+from . import collective, control, conv, fused, gemm, kernels_elem, kernels_nn, kernels_shape
 from .executable import LLVMExecutable
 
-LOWERINGS = {**kernels_elem.RULES, **kernels_shape.RULES, **kernels_nn.RULES, **control.RULES, **fused.RULES, **conv.RULES, **gemm.RULES,
-             **collective.RULES}
-
-
-def register_lowerings() -> None:
-    for name, rule in LOWERINGS.items():
-        if name in REGISTRY:
-            REGISTRY[name].lower["llvm"] = rule
+LOWERINGS = lowering_table("llvm", kernels_elem.RULES, kernels_shape.RULES, kernels_nn.RULES, control.RULES,
+                           fused.RULES, conv.RULES, gemm.RULES, collective.RULES)
 
 
 def missing_lowerings() -> list[str]:
     """Primitives of the registry that the LLVM backend cannot lower (the coverage check)."""
-    return sorted(n for n, op in REGISTRY.items() if "llvm" not in op.lower)
+    return _missing(LOWERINGS)
 
 
 class LLVMBackend:
@@ -39,12 +36,9 @@ class LLVMBackend:
     supports_donation = True     # compile(graph, donate=[(output, input)]): updates in place
 
     def compile(self, graph: Graph, donate: tuple = ()):
-        register_lowerings()     # primitives registered after this package imported
-        missing = sorted({n.op for n in graph.walk() if "llvm" not in REGISTRY[n.op].lower})
-        if missing:
-            raise BackendError(f"llvm backend: no lowering for op(s) {missing} in @{graph.name}")
+        check_lowerable(graph, "llvm", LOWERINGS)
         return LLVMExecutable(graph, tuple(donate))
 
 
-register_lowerings()
+install_lowerings("llvm", LOWERINGS)
 register_backend("llvm", LLVMBackend)

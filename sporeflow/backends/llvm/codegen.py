@@ -4,8 +4,9 @@
 
 Why a static arena: shapes are static, so each value's buffer is known at compile time and
 native code never allocates; subgraph bodies reuse their slots on every iteration (calls are
-never re-entrant). Dead values' slots are reused as passes/memory.py plans (issue 5).
-Nodes are lowered by the rule registered under `OpDef.lower["llvm"]` (see lowering.py).
+never re-entrant). Dead values' slots are reused as passes/memory.py plans.
+Nodes are lowered by the backend's table (LOWERINGS in this package's __init__), which the
+package records in each `OpDef.lower["llvm"]` at import.
 """
 from __future__ import annotations
 

@@ -98,5 +98,4 @@ def _inline(attr: str):
     return rule
 
 
-RULES = {"cond": lower_cond, "while_loop": lower_while, "scan": lower_scan,
-         "fused": _inline("body"), "custom_vjp": _inline("fwd")}
+RULES = {"cond": lower_cond, "while_loop": lower_while, "scan": lower_scan, "custom_vjp": _inline("fwd")}

@@ -34,7 +34,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .fused_plan import REDUCE_OPS, Plan, analyze
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
-from .kernels_elem import collapse, contiguous_strides, _init, RULES as GENERIC
+from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
@@ -98,9 +98,13 @@ def _store(b: FnBuilder, v: Value, val: str, ptr: str, idx: str) -> None:
     b.store(storage_ty(v.dtype), from_compute(b, val, v.dtype), ptr, idx)
 
 
+# ops a body's cost (the threading threshold) counts 8x; _HEAVY below adds the ones worth
+# keeping in a row buffer rather than recomputing in a later pass
+TRANSCENDENTAL = ("exp", "log", "tanh", "sin", "cos", "erf", "pow")
+
+
 def _cost(body: Graph) -> int:
-    heavy = ("exp", "log", "tanh", "sin", "cos", "erf", "pow")
-    return 1 + sum(8 if n.op in heavy else 1 for n in body.nodes)
+    return 1 + sum(8 if n.op in TRANSCENDENTAL else 1 for n in body.nodes)
 
 
 def _kernel_args(fx, node, ins, outs, plan, body):
@@ -304,18 +308,18 @@ def _emit_col(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
                         x = em.value(n.inputs[0], index_of)
                         if comb is None:
                             comb = x
-                        elif n.op == "reduce_sum":
+                        elif REDUCE_OPS[n.op] == "sum":
                             comb = kb.op(f"{'fadd' if dt.is_float else 'add'} {cty} {comb}, {x}")
                         else:
-                            comb = SCALAR_RULES["maximum" if n.op == "reduce_max" else "minimum"](
+                            comb = SCALAR_RULES["maximum" if REDUCE_OPS[n.op] == "max" else "minimum"](
                                 kb, [comb, x], [dt, dt], dt, None)
                     if ty != cty:
                         comb = kb.op(f"fpext {cty} {comb} to double")
                     cur = kb.load(ty, a, j)
-                    if n.op == "reduce_sum":
+                    if REDUCE_OPS[n.op] == "sum":
                         r = kb.op(f"{'fadd' if dt.is_float else 'add'} {ty} {cur}, {comb}")
                     else:
-                        r = SCALAR_RULES["maximum" if n.op == "reduce_max" else "minimum"](kb, [cur, comb],
+                        r = SCALAR_RULES["maximum" if REDUCE_OPS[n.op] == "max" else "minimum"](kb, [cur, comb],
                                                                                           [dt, dt], dt, None)
                     kb.store(ty, r, a, j)
         full = rows - rows % COL_UNROLL
@@ -341,7 +345,7 @@ def _emit_col(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
 
 COL_UNROLL = 4            # rows combined per accumulator update in column kernels
 MAX_ROW_BUFFER = 16384     # elements; a row buffer lives on the kernel's stack (64 KiB in f32)
-_HEAVY = ("exp", "log", "tanh", "sin", "cos", "erf", "pow", "div", "sqrt", "rsqrt")
+_HEAVY = TRANSCENDENTAL + ("div", "sqrt", "rsqrt")
 
 
 def _materialized(plan: Plan, body: Graph, inner: int) -> dict[int, Value]:
@@ -402,7 +406,7 @@ def _row_values_at(plan: Plan, body: Graph, p: int):
 
 
 def _is_fsum(n: Node) -> bool:
-    return n.op == "reduce_sum" and n.outputs[0].dtype.is_float
+    return REDUCE_OPS.get(n.op) == "sum" and n.outputs[0].dtype.is_float
 
 
 def _red_init(n: Node, ty: str) -> str:
@@ -414,7 +418,7 @@ def _red_init(n: Node, ty: str) -> str:
 
 
 def _is_fminmax(n: Node) -> bool:
-    return n.op in ("reduce_max", "reduce_min") and n.outputs[0].dtype.is_float
+    return REDUCE_OPS.get(n.op) in ("max", "min") and n.outputs[0].dtype.is_float
 
 
 def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str, nan_slot: str | None = None) -> None:
@@ -503,7 +507,7 @@ def _standalone_reduce(op: str):
         plan = analyze(body)
         if plan is None or (plan.r is None and plan.col is None) or \
                 not (_emit_col if plan.col is not None else _emit_row)(fx, fake, ins, outs, plan, body):
-            GENERIC[op](fx, node, ins, outs)
+            REDUCE_LOOPS[op](fx, node, ins, outs)
     return rule
 
 

@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ... import primitives  # noqa: F401  (REDUCE_OPS below reads the registered reductions)
 from ...ir.dtypes import bf16_bits_to_f32, bfloat16
 from ...ir.graph import Graph, Node
 from ...ir.registry import REGISTRY, Kind
 from .kernels_elem import contiguous_strides
 from .scalar_ops import SCALAR_RULES
 
-REDUCE_OPS = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
+# reductions a row/column kernel accumulates: op -> its combiner (OpDef.monoid)
+REDUCE_OPS = {name: op.monoid for name, op in REGISTRY.items() if op.monoid is not None}
 VIEW_OPS = ("broadcast_to", "reshape")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir.dtypes import as_dtype
+from ...ir.registry import REGISTRY
 from ...primitives.random import PARITY, ROTATIONS
 from .irgen import FnBuilder, compute_ty, fconst, is_unsigned, storage_ty
 from .scalar_ops import SCALAR_RULES, convert, from_compute, to_compute
@@ -208,9 +209,11 @@ def _random(uniform: bool):
 
 
 ELEMENTWISE_OPS = tuple(SCALAR_RULES)
+# the generic loop nests of the reductions, which fused.py's row/column kernels fall back to
+# (the table entries are there)
+REDUCE_LOOPS = {name: _reduce_kind(op.monoid) for name, op in REGISTRY.items() if op.monoid is not None}
 RULES = {
     **{op: lower_elementwise for op in ELEMENTWISE_OPS},
-    "reduce_sum": _reduce_kind("sum"), "reduce_max": _reduce_kind("max"), "reduce_min": _reduce_kind("min"),
     "argmax": _arg_kind("max"), "argmin": _arg_kind("min"),
     "iota": lower_iota, "constant": lower_constant,
     "random_bits": _random(False), "random_uniform": _random(True),

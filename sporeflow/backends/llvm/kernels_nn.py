@@ -191,5 +191,7 @@ def _pool(kind: str):
     return rule
 
 
-RULES = {"matmul": lower_matmul, "conv2d": lower_conv2d, "max_pool2d": _pool("max"), "avg_pool2d": _pool("avg")}
+# matmul and conv2d: lower_matmul / lower_conv2d above are the generic paths that gemm.py and
+# conv.py fall back to; their table entries are there
+RULES = {"max_pool2d": _pool("max"), "avg_pool2d": _pool("avg")}
 _ = storage_ty
