@@ -37,7 +37,7 @@ def _graph(name):
 def profile(graph, reps=20):
     from sporeflow.backends import get_backend
     from sporeflow.ir import Graph, Node, Value
-    from sporeflow.passes.manager import run_default_pipeline
+    from sporeflow.passes.pipelines import run_default_pipeline
     g = run_default_pipeline(graph, "llvm")
     rng = np.random.default_rng(0)
     rows = []

@@ -176,6 +176,25 @@ def test_staged_api_graph_is_printable_and_parseable():
     assert n == 2 and out.shape == ()
 
 
+def test_staged_lower_uses_the_jits_backend():
+    """trace(...).lower() compiles for the jit's backend, not the context default (interp here)."""
+    exe = sf.jit(lambda x: x * 2, backend="llvm").trace(T(4)).lower().executable
+    assert type(exe).__module__.startswith("sporeflow.backends.llvm"), type(exe)
+    assert type(sf.jit(lambda x: x * 2).trace(T(4)).lower().executable).__module__.startswith(
+        "sporeflow.backends.interp")
+
+
+def test_public_lower_compiles_ahead_and_the_call_reuses_it():
+    jf = sf.jit(lambda x: ops.exp(x) + 1)
+    compiled = jf.lower(T(3))
+    assert jf.trace_count == 1 and jf.cache_size() == 1 and "exp" in compiled.source
+    out = jf(T(3))
+    assert jf.trace_count == 1 and jf.cache_size() == 1       # the call ran the lowered executable
+    np.testing.assert_allclose(out.asnumpy(), np.exp(T(3).asnumpy()) + 1, rtol=1e-6)
+    jf.lower(T(5))
+    assert jf.trace_count == 2 and jf.cache_size() == 2
+
+
 def test_jit_as_decorator_with_options_and_on_methods():
     @sf.jit(backend="interp")
     def f(x):

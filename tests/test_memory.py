@@ -8,7 +8,7 @@ import sporeflow as sf
 from sporeflow import ops
 from sporeflow.ir import run_graph
 from sporeflow.passes.fusion import fuse
-from sporeflow.passes.memory import INPUT, check_plan, donation_pairs, plan_memory
+from sporeflow.passes.memory import INPUT, check_plan, plan_memory
 
 from fusion_programs import programs
 
@@ -87,7 +87,7 @@ def _train_step_graph():
 
 def test_train_step_updates_parameters_in_their_own_buffers():
     tr, args = _train_step_graph()
-    pairs = donation_pairs(tr)
+    pairs = tr.donation()
     assert len(pairs) == 4                     # w1, v1, w2, v2
     for graph in (tr.graph, fuse(tr.graph)):
         plan = plan_memory(graph, pairs)

@@ -26,8 +26,7 @@ from .tensor import Parameter, Tensor
 from ..core.trace import Trace, current_trace
 from ..backends import get_backend
 from ..passes import prepare_for_backend
-from ..passes.manager import resolve
-from ..passes.memory import donation_pairs
+from ..passes.pipelines import resolve
 
 log = logging.getLogger("sporeflow.jit")
 RETRACE_WARNING = 10   # trace count at which a function gets one warning that it keeps retracing
@@ -128,6 +127,14 @@ class Traced:
     backend: str | None = None     # the jit's backend: lower() with no argument uses it
     passes: dict = field(default_factory=dict)   # the jit's pipeline / disabled / opt_level
 
+    def donation(self) -> list[tuple[int, int]]:
+        """(output index, input index) for each Parameter the step updates, which a backend that
+        supports donation writes in place: the graph's inputs are the explicit arguments then
+        the captured Parameters, its outputs the user outputs then the updates."""
+        n_explicit = len(self.graph.inputs) - len(self.captured)
+        pos = {id(p): n_explicit + i for i, p in enumerate(self.captured)}
+        return [(self.n_outputs + k, pos[id(p)]) for k, p in enumerate(self.updated) if id(p) in pos]
+
     def lower(self, backend: str | None = None) -> "Compiled":
         name = backend or self.backend or default_backend()
         t0 = time.perf_counter()
@@ -137,7 +144,7 @@ class Traced:
         comm.check_graph(g)     # ranks agree on the step before its first collective runs
         be = get_backend(name)
         if getattr(be, "supports_donation", False):   # updated Parameters are written in place
-            exe = be.compile(g, donate=tuple(donation_pairs(self)))
+            exe = be.compile(g, donate=tuple(self.donation()))
         else:
             exe = be.compile(g)
         for obs in graph_observers:
@@ -279,6 +286,20 @@ class JitFunction:
         if current_trace() is not None:
             return convert(self.fn)(*args, **kwargs)   # nested: inline into the enclosing trace
         leaves, td = tree_flatten((args, kwargs))
+        return self._compiled_for(leaves, td)([x for x in leaves if _is_dynamic(x)])
+
+    @api_boundary
+    def lower(self, *args, **kwargs) -> Compiled:
+        """Trace and compile for the signature of these arguments without running anything
+        (JAX's jit(f).lower(*args).compile()); the result is cached, so a later call with the
+        same signature runs it. Model.build compiles its steps ahead of training with this."""
+        if current_trace() is not None:
+            raise SporeflowError(f"sf.jit: {self.name}.lower() inside a traced function; call it outside")
+        leaves, td = tree_flatten((args, kwargs))
+        return self._compiled_for(leaves, td)
+
+    def _compiled_for(self, leaves: list, td: TreeDef) -> Compiled:
+        """The cached executable for this signature, traced and compiled on a miss."""
         key = self._key(leaves, td)
         compiled = self._cache.get(key.as_tuple())
         reason = None
@@ -300,7 +321,7 @@ class JitFunction:
             compiled = self._trace(leaves, td).lower(self.backend)
             self._cache[key.as_tuple()] = compiled
             self._keys.append(key)
-        return compiled([x for x in leaves if _is_dynamic(x)])
+        return compiled
 
     def sf_wrapped(self) -> list:
         return [self.fn]

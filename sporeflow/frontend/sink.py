@@ -21,7 +21,6 @@ from ..backends import get_backend
 from ..context import default_backend
 from ..ir.graph import Graph, Value
 from ..passes import prepare_for_backend
-from ..passes.memory import donation_pairs
 from ..passes.sink import sink_graph
 from .jit import Compiled, JitFunction, Traced, save_graph
 from .pytree import tree_flatten, tree_unflatten
@@ -49,7 +48,7 @@ def lower_sunk(traced: Traced, length: int, backend: str | None = None) -> Compi
                   traced.out_static, traced.n_outputs, traced.trace_seconds, name)
     be = get_backend(name)
     if getattr(be, "supports_donation", False):
-        exe = be.compile(sg, donate=tuple(donation_pairs(sunk)))
+        exe = be.compile(sg, donate=tuple(sunk.donation()))
     else:
         exe = be.compile(sg)
     return Compiled(sunk, exe, time.perf_counter() - t0)

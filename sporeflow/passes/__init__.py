@@ -1,11 +1,11 @@
 """Graph -> Graph passes and the pipelines that run them before a backend compiles.
 
-`prepare_for_backend` is the single entry `sf.jit` calls; the pass manager decides what runs.
+`prepare_for_backend` is the single entry `sf.jit` calls; passes/pipelines.py names what runs.
 """
 from __future__ import annotations
 
 from ..ir.graph import Graph
-from .manager import run_default_pipeline
+from .pipelines import run_default_pipeline
 
 
 def prepare_for_backend(graph: Graph, backend: str, pipeline=None, disabled=(), opt_level=None) -> Graph:

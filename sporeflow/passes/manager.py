@@ -11,7 +11,8 @@ compile overwrites the files of the previous one, as MindSpore's save_graphs doe
 Users register their own pass with @register_pass("name") and run their own pipeline with
 run_pipeline(graph, ["name", "dce"]) or PassManager([...]).run(graph), or give it to a jit:
 sf.jit(f, pipeline=["simplify", "name", "fuse"], disabled=[...], opt_level=1) or
-sf.set_context(pipeline=[...]) (see `resolve`).
+sf.set_context(pipeline=[...]) (see passes/pipelines.py, which registers the built-in passes
+and names each backend's default pipeline).
 
 The pass interface: a pass is a pure function Graph -> Graph (it builds a new graph or returns
 its argument; it never mutates nodes in place), registered with
@@ -56,15 +57,6 @@ class PassInfo:
 
 
 PASSES: dict[str, PassInfo] = {}
-
-# Pipelines per backend. The interpreter is the oracle and runs the graph as traced; native
-# backends simplify first (issue 5 appends fusion/memory planning to "llvm").
-PIPELINES: dict[str, list[str]] = {
-    "interp": [],
-    "llvm": ["simplify", "fuse"],
-    "cuda": ["simplify", "fuse"],
-    "cuda-emulated": ["simplify", "fuse"],     # the same graph a GPU gets, run by the CPU emulator
-}
 
 last_timings: list[tuple[str, float]] = []   # (pass name, seconds) of the latest pipeline run
 
@@ -198,30 +190,3 @@ def _write(folder: str, step: int, name: str, graph: Graph) -> None:
 
 def run_pipeline(graph: Graph, pipeline: Sequence[str], **options) -> Graph:
     return PassManager(list(pipeline), **options).run(graph)
-
-
-def resolve(backend: str, pipeline: Sequence[str] | None = None, disabled: Sequence[str] = (),
-            opt_level: int | None = None) -> PassManager:
-    """The pass manager a jit runs: `pipeline` (or set_context(pipeline=...), else the backend's
-    default); passes named there explicitly are required, so they run whatever their opt level.
-    Unknown names raise here, before anything is traced or compiled."""
-    if pipeline is None:
-        pipeline = get_context("pipeline")
-    explicit = pipeline is not None
-    names = list(pipeline) if explicit else list(PIPELINES.get(backend, PIPELINES["llvm"]))
-    for n in list(names) + list(disabled):
-        if not isinstance(n, PassInfo):
-            get_pass(n)
-    required = [n if isinstance(n, str) else n.name for n in names] if explicit else []
-    return PassManager(names, opt_level=opt_level, disabled=tuple(disabled), required=required)
-
-
-def run_default_pipeline(graph: Graph, backend: str, pipeline: Sequence[str] | None = None,
-                         disabled: Sequence[str] = (), opt_level: int | None = None) -> Graph:
-    """What sf.jit runs before `backend` compiles (sporeflow.passes.prepare_for_backend)."""
-    return resolve(backend, pipeline, disabled, opt_level).run(graph)
-
-
-from . import simplify as _simplify  # noqa: E402,F401  (registers the simplification passes)
-from . import fusion as _fusion  # noqa: E402,F401  (registers "fuse", opt level 2)
-from . import amp as _amp  # noqa: E402,F401  (registers "amp": auto level, float16)

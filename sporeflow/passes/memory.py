@@ -189,15 +189,6 @@ def plan_memory(graph: Graph, donate: Sequence[tuple[int, int]] = ()) -> MemoryP
     return plan
 
 
-def donation_pairs(traced) -> list[tuple[int, int]]:
-    """(output index, input index) for each Parameter a jitted step updates: the graph's inputs are
-    the explicit arguments then the captured Parameters, its outputs the user outputs then the
-    updates (frontend/jit.py Traced)."""
-    n_explicit = len(traced.graph.inputs) - len(traced.captured)
-    pos = {id(p): n_explicit + i for i, p in enumerate(traced.captured)}
-    return [(traced.n_outputs + k, pos[id(p)]) for k, p in enumerate(traced.updated) if id(p) in pos]
-
-
 def check_plan(graph: Graph, plan: MemoryPlan) -> None:
     """Raise AssertionError if two values that are live at the same time share a buffer (other
     than an in-place pair at its node). Used by tests, cheap enough for debugging runs."""

@@ -20,7 +20,6 @@ from ..frontend.amp import build_train_network
 from ..ir import comm
 from ..frontend.cell import Cell
 from ..frontend.jit import JitFunction
-from ..frontend.pytree import tree_flatten
 from ..frontend.tensor import Tensor
 from ..frontend.sink import SunkStep
 from .model_sink import TrainSink, eval_sink, group_rows, precompile_sink
@@ -257,12 +256,7 @@ class Model:
                 self._precompile(self._eval_network, row)
 
     def _precompile(self, cell: Cell, args: tuple) -> None:
-        fn = self._compiled(cell)
-        leaves, td = tree_flatten((args, {}))
-        key = fn._key(leaves, td)
-        if key.as_tuple() not in fn._cache:
-            fn._cache[key.as_tuple()] = fn._trace(leaves, td).lower(fn.backend)
-            fn._keys.append(key)
+        self._compiled(cell).lower(*args)
 
     # -- the loops --------------------------------------------------------------------------------------
     def _train(self, epoch, train_dataset, cbs, initial_epoch, valid_dataset, valid_frequency, sinking) -> None:
