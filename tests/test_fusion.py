@@ -209,7 +209,7 @@ def test_fused_vjp_and_jvp_equal_unfused():
 
 
 def test_fused_batch_rule_equals_unfused():
-    vm = pytest.importorskip("sporeflow.passes.vmap", reason="vmap pass (issue: transformations) not present")
+    import sporeflow.passes.vmap as vm
     g, fg, args = _rule_case()
     batched = [np.stack([a, a * 0.5 + 1, -a]) for a in args]
     (gw, dw), (gg, dg) = vm.batch_graph(g, [0, 0], 3), vm.batch_graph(fg, [0, 0], 3)

@@ -1,6 +1,6 @@
 """Element types of the IR and their numpy storage.
 
-bfloat16 (decided in issue 2, tested in tests/test_bf16.py):
+bfloat16 (tested in tests/test_bf16.py):
   * storage: numpy has no bfloat16, so a bf16 array is a uint16 array holding the upper 16 bits
     of the float32 bit pattern (sign, 8 exponent bits, 7 mantissa bits).
   * bf16 -> float32 is exact (a 16-bit shift): `bf16_bits_to_f32`.

@@ -59,7 +59,7 @@ class GraphFn:
     def __init__(self, cg: ModuleCodegen, g: Graph, name: str, donate: tuple = (), keep: frozenset = frozenset()):
         self.cg, self.g, self.name = cg, g, name
         self.keep = frozenset(i for i in keep if g.outputs[i] is g.inputs[i])
-        # issue 5: buffers from the memory planner (liveness reuse, in-place, donated inputs)
+        # buffers from the memory planner (liveness reuse, in-place, donated inputs)
         self.plan = plan_memory(g, donate)
         self.buf_off: dict[int, int] = {}
         # a graph output is produced straight into the caller's output buffer (no arena slot,
@@ -141,7 +141,7 @@ class GraphFn:
 
 def generate(g: Graph, donate: tuple = ()) -> tuple[str, int, str, dict]:
     """(module IR text, arena bytes, entry function name, donated output -> input) for `g`.
-    `donate`: (output, input) pairs the caller allows to be updated in place (issue 5)."""
+    `donate`: (output, input) pairs the caller allows to be updated in place."""
     cg = ModuleCodegen(ModuleBuilder(g.name))
     entry = cg.function_for(g, tuple(donate))[1:]
     fn = cg.main_fn

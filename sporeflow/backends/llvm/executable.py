@@ -81,7 +81,7 @@ class LLVMExecutable:
 
     def _new_output(self, j: int, shape, dt) -> np.ndarray:
         """The previous call's output array when nothing else references it any more, else a new
-        one (issue 5): a fresh 64 MiB array costs ~4 ms of page faults per call, which was 40%
+        one: a fresh 64 MiB array costs ~4 ms of page faults per call, which was 40%
         of a 4096^2 softmax. Only arrays nobody can observe are reused (reference count)."""
         pool = self._pool.get(j, [])
         for k in range(len(pool) - 1, -1, -1):   # two kept: `y = f(x)` still holds the last one

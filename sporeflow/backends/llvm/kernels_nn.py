@@ -3,9 +3,9 @@
 matmul: float32/float64 (and half types, through float32 scratch copies) call the BLAS numpy
 ships (OpenBLAS, `scipy_cblas_[sd]gemm64_`, ILP64; backend-derisk.md 1d: as fast as numpy,
 no measurable call overhead). Integers and machines without that library use the loop nest.
-`emit_gemm` is the one place a faster kernel (register-blocked, fused epilogue: issue 5)
-drops in. conv2d and pooling are direct loop nests (accumulating in double for float32 and
-half types); a GEMM-based convolution is issue 5's.
+conv2d and pooling are direct loop nests (accumulating in double for float32 and half types).
+The matmul and conv2d rules here are the generic paths: the backend's table lowers the two
+ops with gemm.py (threaded BLAS blocks) and conv.py (im2col + BLAS), which fall back to them.
 """
 from __future__ import annotations
 
