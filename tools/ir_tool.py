@@ -12,7 +12,9 @@
         their %numbers. Exit 0 when equal, 1 when different (as diff(1)).
   view FILE.ir|SCRIPT.py [-o OUT.html] [--open]   an HTML page with an SVG drawing of the graph.
   explain FILE.ir|SCRIPT.py   the fusion decisions: groups, rules, and why each boundary stayed.
-  bisect SCRIPT.py [--check CMD]   opt-bisect: the first pass run or rewrite that changes results.
+  bisect SCRIPT.py [--check CMD] [--no-interp]   opt-bisect: the first pass run or rewrite (or
+        fusion merge) that changes the results against the interpreter and/or makes CMD fail.
+        Exit 1 when it names one, 0 when every step is good, 2 when even no step is good.
   stats FILE.ir|SCRIPT.py   nodes per op, fused groups, bytes/FLOPs per kernel, time per pass.
 A SCRIPT.py's traced graphs go through --passes (default: the LLVM pipeline, simplify,fuse); an
 .ir file is taken as written unless --passes is given.
@@ -267,6 +269,20 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_bisect(args) -> int:
+    from . import ir_bisect
+    if args.no_interp and not args.check:
+        print("sporeflow-ir bisect: --no-interp needs --check CMD (nothing would decide)", file=sys.stderr)
+        return 2
+    echo = (lambda s: print("  " + s, file=sys.stderr)) if args.verbose else None
+    r = ir_bisect.bisect_script(args.script, args.script_args, args.check, not args.no_interp,
+                                args.rtol, args.atol, echo)
+    print(ir_bisect.report(r))
+    if r.culprit is not None:
+        return 1
+    return 2 if r.first_bad is not None else 0
+
+
 def _add_source(p) -> None:
     p.add_argument("source", help="an .ir file or a Python script")
     p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
@@ -305,9 +321,19 @@ def main(argv=None) -> int:
     e = sub.add_parser("explain", help="the fusion decisions: groups, their rules, why each boundary stayed")
     e.add_argument("--groups-only", action="store_true", help="leave out the boundaries")
     _add_source(e)
+    b = sub.add_parser("bisect", help="opt-bisect: the first pass run or rewrite that changes the results")
+    b.add_argument("script")
+    b.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
+    b.add_argument("--check", default=None, metavar="CMD",
+                   help="a shell command that fails (non-zero) on bad results; run with SPOREFLOW_OPT_BISECT_LIMIT=N")
+    b.add_argument("--no-interp", action="store_true",
+                   help="do not compare the script's compiled graphs with the interpreter (only CMD decides)")
+    b.add_argument("--rtol", type=float, default=1e-4)
+    b.add_argument("--atol", type=float, default=1e-5)
+    b.add_argument("-v", "--verbose", action="store_true", help="print every run's verdict on stderr")
     args = ap.parse_args(argv)
     table = {"dump": cmd_dump, "opt": cmd_opt, "diff": cmd_diff, "view": cmd_view, "stats": cmd_stats,
-             "explain": cmd_explain}
+             "explain": cmd_explain, "bisect": cmd_bisect}
     return table[args.cmd](args)
 
 

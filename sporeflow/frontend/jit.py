@@ -83,6 +83,11 @@ _SAVE_SEQ = [0]
 # (sporeflow-ir dump) writes its files from here
 graph_observers: list[Callable[[str, Any], None]] = []
 
+# fn(compiled, arrays) before a compiled function runs, with its host arguments (explicit and
+# captured): `sporeflow-ir bisect` checks the executable against the interpreter on them; an
+# observer must not change them
+call_observers: list[Callable[[Any, list], None]] = []
+
 
 def save_graph(graph: Graph, stage: str) -> str | None:
     """With set_context(save_graphs=True) (or env SPOREFLOW_SAVE_GRAPHS=1), write the graph as
@@ -166,6 +171,8 @@ class Compiled:
         t = self.traced
         arrays = [x._data if isinstance(x, Tensor) else Tensor(x)._data for x in dyn_leaves]
         arrays += [p._data for p in t.captured]
+        for obs in call_observers:
+            obs(self, arrays)
         dev = getattr(self.executable, "device", None)
         if dev is not None:     # host tensors given to a device executable move there (once for
             # Parameters: their updates come back on the device)

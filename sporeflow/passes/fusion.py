@@ -25,7 +25,7 @@ Decisions can be recorded (sporeflow-ir explain): `fuse(graph, record=fn)` calls
       its own master) or "bisect" (the opt-bisect limit skipped it);
   fn("partition", graph=, nodes=, succ=, groups=, kinds=)   once per (sub)graph, the result.
 With record=None (the default) no reason is computed. Every merge asks the pass manager's
-opt-bisect counter (manager.bisect_step) first.
+opt-bisect counter (passes/bisect.py) first.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ from typing import Callable
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import REGISTRY, Kind, get_op
 from ..ir.types import Attrs
-from .manager import bisect_step, register_pass
+from .bisect import bisect_step
+from .manager import register_pass
 
 MAX_GROUP_NODES = 256
 MAX_GROUP_INPUTS = 48

@@ -23,8 +23,9 @@ its argument; it never mutates nodes in place), registered with
              analyses today, so nothing is invalidated).
 
 Tools hook in without changing results: `observers` see the graph after every stage, and
-`bisect_step` numbers every pass run and every rewrite a pass offers to it (LLVM's opt-bisect):
-with SPOREFLOW_OPT_BISECT_LIMIT=N (or set_bisect_limit(N)) only the first N run, the rest are
+`bisect_step` (passes/bisect.py) numbers every pass run and every rewrite a pass offers to it
+(LLVM's opt-bisect; Rebuilder rewrites and fusion merges ask it): with
+SPOREFLOW_OPT_BISECT_LIMIT=N (or set_bisect_limit(N)) only the first N run, the rest are
 skipped; SPOREFLOW_OPT_BISECT_LOG=FILE appends one line per step ("N run|skip what").
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..ir.graph import Graph
 from ..ir.printer import print_graph
 from ..ir.verify import verify
 from ..context import get_context
+from .bisect import bisect_count, bisect_step, set_bisect_limit  # noqa: F401  (the pass API names them)
 
 log = logging.getLogger("sporeflow.passes")
 
@@ -63,39 +65,6 @@ last_timings: list[tuple[str, float]] = []   # (pass name, seconds) of the lates
 # fn(stage, graph) after the trace ("trace") and after every pass that ran (its name): the IR tool
 # writes its dumps from here; an observer must not change the graph
 observers: list[Callable[[str, Graph], None]] = []
-
-
-class _Bisect:
-    """LLVM's opt-bisect counter: every pass run and every rewrite asks `step`; past `limit`
-    the answer is no. limit None: everything runs (the counter still counts)."""
-
-    def __init__(self) -> None:
-        env = os.environ.get("SPOREFLOW_OPT_BISECT_LIMIT", "")
-        self.limit: int | None = int(env) if env.strip() else None
-        self.log_path: str | None = os.environ.get("SPOREFLOW_OPT_BISECT_LOG") or None
-        self.count = 0
-
-    def step(self, what: str) -> bool:
-        self.count += 1
-        ok = self.limit is None or self.count <= self.limit
-        if self.log_path:
-            with open(self.log_path, "a") as f:
-                f.write(f"{self.count} {'run' if ok else 'skip'} {what}\n")
-        return ok
-
-
-_BISECT = _Bisect()
-
-
-def bisect_step(what: str) -> bool:
-    """May the next pass run / rewrite `what` be applied? Passes call it once per rewrite they
-    would make (e.g. "simplify.algebraic: mul(x, 1)") and skip the rewrite on False."""
-    return _BISECT.step(what)
-
-
-def set_bisect_limit(limit: int | None, log_path: str | None = None) -> None:
-    """Apply only the first `limit` bisect steps from now on (None: all); restarts the count."""
-    _BISECT.limit, _BISECT.log_path, _BISECT.count = limit, log_path, 0
 
 
 def register_pass(name: str, opt_level: int = 1, doc: str = "", replace: bool = False,

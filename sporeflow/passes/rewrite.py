@@ -1,6 +1,8 @@
 """Rebuilder: copy a graph node by node through a rewrite function (the simplification passes,
 amp and user passes are written as rewrites). The input graph is never mutated; subgraphs of
 cond/while_loop/scan/fused/custom_vjp are rebuilt once each, keeping their signatures.
+Every replacement a rewrite offers is one opt-bisect step ("<name>: <op> (<loc>)"); past the
+limit the node is kept as it was (nodes the rewrite already emitted are left for dce).
 """
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Callable
 
 from ..ir.graph import Graph, GraphBuilder, Node, Value
 from ..ir.types import Attrs
+from .bisect import bisect_step
 
 # A rewrite sees the node (with already-rewritten inputs) and returns replacement values for
 # its outputs, or None to keep it.
@@ -17,9 +20,10 @@ Rewrite = Callable[[Node, "Rebuilder"], "list[Value] | None"]
 class Rebuilder:
     """Copies a graph node by node through a rewrite function."""
 
-    def __init__(self, rewrite: Rewrite | None, recurse: bool = True):
+    def __init__(self, rewrite: Rewrite | None, recurse: bool = True, name: str | None = None):
         self.rewrite = rewrite
         self.recurse = recurse
+        self.name = name or getattr(rewrite, "__name__", "rewrite")   # how bisect steps call it
         self.sub_cache: dict[int, Graph] = {}
 
     def graph(self, g: Graph) -> Graph:
@@ -36,6 +40,8 @@ class Rebuilder:
                        node.loc, node.scope)
             self.b = b
             repl = self.rewrite(new, self) if self.rewrite else None
+            if repl is not None and not bisect_step(f"{self.name}: {node.op} ({node.loc or 'no loc'})"):
+                repl = None
             if repl is None:
                 b.emit_node(new)
                 repl = new.outputs

@@ -45,7 +45,7 @@ def cse(graph: Graph) -> Graph:
             return table[key]
         table[key] = node.outputs
         return None
-    return Rebuilder(rw).graph(graph)
+    return Rebuilder(rw, name="cse").graph(graph)
 
 
 # ---- constant folding ----------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def fold_constants(graph: Graph) -> Graph:
                                         [v.type for v in node.outputs])
         return [rb.emit("constant", [], {"value": ConstValue(r, v.type.dtype)}, node)[0]
                 for r, v in zip(res, node.outputs)]
-    return Rebuilder(rw).graph(graph)
+    return Rebuilder(rw, name="fold_constants").graph(graph)
 
 
 # ---- algebraic identities ------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def _algebraic(node: Node, rb: Rebuilder):
 @register_pass("algebraic", opt_level=1)
 def algebraic(graph: Graph) -> Graph:
     """x*1, x-0, x+(-0), integer x+0, neg(neg x), exact cast of cast, transpose of transpose."""
-    return Rebuilder(_algebraic).graph(graph)
+    return Rebuilder(_algebraic, name="algebraic").graph(graph)
 
 
 def _reshape_broadcast(node: Node, rb: Rebuilder):
@@ -178,7 +178,7 @@ def _reshape_broadcast(node: Node, rb: Rebuilder):
 @register_pass("reshape_broadcast", opt_level=1)
 def reshape_broadcast(graph: Graph) -> Graph:
     """Drop no-op reshapes/broadcasts, merge chains of them."""
-    return Rebuilder(_reshape_broadcast).graph(graph)
+    return Rebuilder(_reshape_broadcast, name="reshape_broadcast").graph(graph)
 
 
 @register_pass("simplify", opt_level=1)
