@@ -16,7 +16,7 @@ from sporeflow.passes import fusion, manager
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from tools import ir_capture, ir_explain, ir_tool  # noqa: E402
-from test_ir_tool_cli import DIGITS_CNN, TRAIN_MLP  # noqa: E402
+from test_ir_tool_cli import scripts  # noqa: E402,F401  (the MLP and digits CNN scripts fixture)
 
 
 def _t(*shape):
@@ -92,12 +92,17 @@ def test_a_long_chain_hits_the_size_limit():
     assert f"> {fusion.MAX_GROUP_NODES} nodes" in rep.boundaries[0].decisions[0].reason
 
 
-@pytest.fixture(scope="module")
-def scripts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("explain")
-    (d / "mlp.py").write_text(TRAIN_MLP)
-    (d / "cnn.py").write_text(DIGITS_CNN)
-    return d
+def test_explain_an_ir_file(tmp_path, capsys):
+    w = _t(8, 8)
+    g = sf.jit(lambda x: ops.matmul(ops.softmax(x, -1), w)).trace(_t(4, 8)).graph
+    path = tmp_path / "softmax_matmul.ir"
+    path.write_text(str(g))
+    assert ir_tool.main(["explain", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "fused group(s)" in out and "-> %7 matmul (lone)" in out
+    assert "cycle: a member would feed the group's master matmul" in out
+    assert ir_tool.main(["explain", str(path), "--groups-only"]) == 0
+    assert "boundaries" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("net, graph", [("mlp", "step"), ("cnn", None)])
