@@ -105,3 +105,21 @@ def test_bisect_finds_nothing_wrong_in_the_default_pipeline(tmp_path, capsys):
     part = ir_bisect.run_in_process(str(script), [], k, 1e-4, 1e-5)
     assert not part.bad and part.compared == 1 and part.steps[:k] == r.steps[:k]    # the jitted step
     np.testing.assert_equal(bisect.bisect_count(), 0)
+
+
+def test_opt_with_an_opt_bisect_limit_lists_and_applies_the_first_steps(tmp_path, capsys):
+    import sporeflow as sf
+    from sporeflow import ops
+    g = sf.jit(lambda x: ops.softmax(x * 1.0, -1)).trace(sf.Tensor(np.ones((4, 8), np.float32))).graph
+    path = tmp_path / "softmax.ir"
+    path.write_text(str(g))
+    assert ir_tool.main(["opt", str(path), "--passes", "simplify,fuse", "--opt-bisect-limit", "3"]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert lines[0] == "BISECT: running step (1) pass simplify" and lines[2] == "BISECT: running step (3) pass fuse"
+    assert lines[1].startswith(f"BISECT: running step (2) algebraic: mul ({os.path.basename(__file__)}:")
+    assert lines[3].startswith("BISECT: NOT running step (4) fuse.") and "= fused(" not in out
+    assert "mul(" not in out and bisect._BISECT.limit is None         # the rewrite ran; limit reset
+    assert ir_tool.main(["opt", str(path), "--passes", "simplify,fuse"]) == 0
+    full, err = capsys.readouterr()
+    assert "= fused(" in full and err == ""

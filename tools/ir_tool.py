@@ -6,12 +6,13 @@
         NNNN_<name>_passes/SS_<pass>.ir, the forward/grad/vmap graphs of the transforms, and with
         --llvm / --asm the LLVM IR (.ll) / host assembly (.s) of each executable (CUDA C, .cu,
         always for the cuda backends). Prints the files written.
-  opt FILE.ir [--passes P1,P2] [--verify-each] [--print-after-all] [--time] [--list]   parse,
-        run the named passes in order (mlir-opt style), print the result.
+  opt FILE.ir [--passes P1,P2] [--verify-each] [--print-after-all] [--time] [--list]
+        [--opt-bisect-limit N]   parse, run the named passes in order (mlir-opt style), print
+        the result; with a limit only the first N steps apply and every step is listed.
   diff A.ir B.ir [--with-loc]   structural diff: values are compared by what computes them, not by
         their %numbers. Exit 0 when equal, 1 when different (as diff(1)).
   view FILE.ir|SCRIPT.py [-o OUT.html] [--open]   an HTML page with an SVG drawing of the graph.
-  explain FILE.ir|SCRIPT.py   the fusion decisions: groups, rules, and why each boundary stayed.
+  explain FILE.ir|SCRIPT.py [--groups-only]   the fusion decisions: groups, rules, and why each boundary stayed.
   bisect SCRIPT.py [--check CMD] [--no-interp]   opt-bisect: the first pass run or rewrite (or
         fusion merge) that changes the results against the interpreter and/or makes CMD fail.
         Exit 1 when it names one, 0 when every step is good, 2 when even no step is good.
@@ -135,11 +136,17 @@ def cmd_opt(args) -> int:
         return 2
     names = [p for p in (args.passes or "").split(",") if p]
     timings: list = []
+    log = None
     try:
         for n in names:
             manager.get_pass(n)
         graph = parse(open(args.file).read())
         verify(graph)
+        if args.opt_bisect_limit is not None:       # LLVM's opt -opt-bisect-limit=N
+            import tempfile
+            with tempfile.NamedTemporaryFile("r", suffix=".bisect.log", delete=False) as log:
+                pass
+            manager.set_bisect_limit(args.opt_bisect_limit, log.name)
         for n in names:
             pm = manager.PassManager([n], required=[n], verify_each=args.verify_each)
             graph = pm.run(graph)
@@ -153,6 +160,14 @@ def cmd_opt(args) -> int:
     except SporeflowError as e:
         print(f"sporeflow-ir opt: {e}", file=sys.stderr)
         return 2
+    finally:
+        if log is not None:
+            manager.set_bisect_limit(None)
+            for line in open(log.name).read().splitlines():
+                k, verdict, what = line.split(" ", 2)
+                print(f"BISECT: {'running' if verdict == 'run' else 'NOT running'} step ({k}) {what}",
+                      file=sys.stderr)
+            os.unlink(log.name)
     if not args.print_after_all:
         sys.stdout.write(str(graph))
     if args.time:
@@ -307,6 +322,8 @@ def main(argv=None) -> int:
                    help="verify after every pass")
     o.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     o.add_argument("--time", action="store_true", help="report each pass's time on stderr")
+    o.add_argument("--opt-bisect-limit", type=int, default=None, metavar="N",
+                   help="apply only the first N pass runs / rewrites / fusion merges; list them all on stderr")
     f = sub.add_parser("diff", help="structural diff of two .ir files")
     f.add_argument("a")
     f.add_argument("b")
