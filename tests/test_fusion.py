@@ -9,6 +9,7 @@ from sporeflow import ops
 from sporeflow.ir import GraphBuilder, TensorType, parse, run_graph, verify
 from sporeflow.ir.dtypes import float32
 from sporeflow.passes.fusion import fuse, fused_summary
+from sporeflow.passes.loop_nest import loop_nest
 
 from fusion_programs import programs
 
@@ -179,7 +180,21 @@ def test_fused_op_rejects_mismatched_body():
     outer = GraphBuilder("outer")
     y = outer.add_input(TensorType((4,), float32))
     with pytest.raises(Exception, match="body takes"):
-        outer.emit("fused", [y], {"body": body, "name": "f", "kind": "elemwise"})
+        outer.emit("fused", [y], {"body": body, "name": "f", "kind": "elemwise", **loop_nest(body).attrs()})
+
+
+def test_fused_node_records_its_loop_nest_and_a_stale_one_is_refused():
+    """fuse records domain, reduced axes and nest kind on the node (the backends read them);
+    a nest that does not describe the body is an error, not a wrong kernel."""
+    graph, args = _trace(lambda x: ops.softmax(x, -1), sf.Tensor(RNG.standard_normal((4, 6)).astype(np.float32)))
+    fg = _check_same(graph, args)
+    (node,) = [n for n in fg.nodes if n.op == "fused"]
+    assert (node.attrs["nest"], node.attrs["domain"], node.attrs["reduce_axes"]) == ("row", (4, 6), (1,))
+    outer = GraphBuilder("outer")
+    y = outer.add_input(TensorType((4, 6), float32))
+    stale = {**node.attrs, "nest": "elementwise", "reduce_axes": ()}
+    with pytest.raises(Exception, match="recorded loop nest"):
+        outer.emit("fused", [y], stale)
 
 
 # ---- the fused op's rules inline the body ------------------------------------------------------

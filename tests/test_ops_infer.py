@@ -15,6 +15,7 @@ from sporeflow.errors import OpTypeError
 from sporeflow.ir import REGISTRY, GraphBuilder
 from sporeflow.ir import dtypes as D
 from sporeflow.ir.types import Attrs, ConstValue, TensorType
+from sporeflow.passes.loop_nest import loop_nest
 
 FLOATS = [D.float16, D.bfloat16, D.float32, D.float64]
 INTS = [D.int8, D.int16, D.int32, D.int64, D.uint8, D.uint32]
@@ -288,7 +289,8 @@ def _fused(draw):
     x, y = g.add_input(TensorType(a, dt)), g.add_input(TensorType(b, dt))
     s = g.emit("add", [x, y])[0]
     body = g.finish([g.emit("exp", [s])[0]])
-    return [TensorType(a, dt), TensorType(b, dt)], {"body": body, "name": "fused_add_exp", "kind": "elemwise"}
+    return [TensorType(a, dt), TensorType(b, dt)], {"body": body, "name": "fused_add_exp", "kind": "elemwise",
+                                                     **loop_nest(body).attrs()}
 
 
 def _custom_vjp(draw):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..ir.graph import Graph
 from ..ir.types import Attrs
+from .loop_nest import with_nest
 from .rewrite import Rebuilder
 
 
@@ -23,4 +24,6 @@ def _dce(g: Graph) -> Graph:
     for node in keep:
         if node.subgraphs():
             node.attrs = Attrs({k: (_dce(v) if isinstance(v, Graph) else v) for k, v in node.attrs.items()})
+            if node.op == "fused":           # the recorded loop nest describes the pruned body
+                node.attrs = with_nest(node.attrs)
     return Graph(g.name, g.inputs, keep, g.outputs)

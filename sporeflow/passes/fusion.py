@@ -38,6 +38,7 @@ from ..ir.graph import Graph, Node, Value
 from ..ir.registry import REGISTRY, Kind, get_op
 from ..ir.types import Attrs
 from .bisect import bisect_step
+from .loop_nest import fits as _fits, loop_nest
 from .manager import register_pass
 
 MAX_GROUP_NODES = 256
@@ -235,12 +236,6 @@ def _tvm_phases(p: _Partition) -> None:
 # ---------------------------------------------------------------------------------------------
 # phase 2: row-domain merging (softmax / layer norm / cross entropy as one kernel)
 # ---------------------------------------------------------------------------------------------
-def _fits(shape: tuple, dom: tuple) -> bool:
-    if len(shape) > len(dom):
-        return False
-    return all(s in (1, d) for s, d in zip(shape[::-1], dom[::-1]))
-
-
 def _row_signature(p: _Partition, members: list[int], why: list | None = None) -> tuple | None:
     """(domain, first reduced axis or None) when the members form one row kernel, else None
     (and, given a list `why`, the reason appended to it)."""
@@ -609,7 +604,8 @@ class _Fuser:
         name = _group_name([n.op for n in members])
         body = Graph(name, body_inputs, body_nodes, body_outs)
         anchor = members[-1] if g.master is None else p.nodes[g.master]
-        node = Node("fused", ext, Attrs(body=body, name=name, kind=kind), [v.type for v in body_outs],
+        node = Node("fused", ext, Attrs(body=body, name=name, kind=kind, **loop_nest(body).attrs()),
+                    [v.type for v in body_outs],
                     anchor.loc, anchor.scope)
         for o, no in zip(old_outs, node.outputs):
             env[id(o)] = no

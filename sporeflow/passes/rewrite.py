@@ -11,6 +11,7 @@ from typing import Callable
 from ..ir.graph import Graph, GraphBuilder, Node, Value
 from ..ir.types import Attrs
 from .bisect import bisect_step
+from .loop_nest import with_nest
 
 # A rewrite sees the node (with already-rewritten inputs) and returns replacement values for
 # its outputs, or None to keep it.
@@ -36,6 +37,8 @@ class Rebuilder:
             attrs = node.attrs
             if self.recurse and node.subgraphs():
                 attrs = Attrs({k: (self.sub(v) if isinstance(v, Graph) else v) for k, v in node.attrs.items()})
+                if node.op == "fused":       # the recorded loop nest describes the rewritten body
+                    attrs = with_nest(attrs)
             new = Node(node.op, [env[id(v)] for v in node.inputs], attrs, [v.type for v in node.outputs],
                        node.loc, node.scope)
             self.b = b

@@ -16,6 +16,7 @@ from ..ir.graph import Graph
 from ..ir.registry import NOT_DIFFERENTIABLE, Kind, as_list, def_op, get_op
 from .common import fail, lax
 from ..ir.interpret import run_graph
+from ..passes.loop_nest import NEST_ATTRS, LoopNest, loop_nest
 
 FUSED_KINDS = ("elemwise", "injective", "reduce", "row_reduce", "out_ewise")
 
@@ -28,10 +29,14 @@ def _infer(ts, attrs):
         fail(f"kind must be one of {FUSED_KINDS}, got {attrs['kind']!r}")
     if body.in_types != list(ts):
         fail(f"body takes ({', '.join(map(str, body.in_types))}) but is given ({', '.join(map(str, ts))})")
+    recorded, actual = LoopNest.of(attrs), loop_nest(body)
+    if recorded != actual:
+        fail(f"the recorded loop nest {recorded} does not describe the body ({actual}); a pass that "
+             "rewrites a fused body must record its nest again (passes.loop_nest.with_nest)")
     return list(body.out_types)
 
 
-def _impl(*arrays, body, name, kind):
+def _impl(*arrays, body, name, kind, **nest):
     return run_graph(body, list(arrays))
 
 
@@ -54,7 +59,7 @@ def _accumulate(ct: dict, v, g) -> None:
     ct[id(v)] = g if id(v) not in ct else lax.add(ct[id(v)], g)
 
 
-def _vjp(inputs, outputs, douts, *, body, name, kind):
+def _vjp(inputs, outputs, douts, *, body, name, kind, **nest):
     """Reverse mode through the body: replay the members forward, then each member's vjp in
     reverse order, summing cotangents of values with several uses."""
     env = _replay(body, inputs)
@@ -96,7 +101,7 @@ def _replay_paired(body: Graph, args, extras, rule):
     return [env[id(v)] for v in body.outputs], [ext.get(id(v)) for v in body.outputs]
 
 
-def _jvp(primals, tangents, *, body, name, kind):
+def _jvp(primals, tangents, *, body, name, kind, **nest):
     """Forward mode: each member's jvp rule on the replayed body."""
     def rule(node, args, targs):
         opdef = get_op(node.op)
@@ -108,7 +113,7 @@ def _jvp(primals, tangents, *, body, name, kind):
     return _replay_paired(body, primals, tangents, rule)
 
 
-def _batch(args, dims, *, body, name, kind):
+def _batch(args, dims, *, body, name, kind, **nest):
     """vmap: each member's batch rule on the replayed body (unbatched members bind as is)."""
     def rule(node, nargs, ndims):
         batch = get_op(node.op).batch
@@ -119,5 +124,5 @@ def _batch(args, dims, *, body, name, kind):
 
 
 fused = def_op("fused", infer=_infer, impl=_impl, kind=Kind.OPAQUE, compute_in_f32=False,
-               vjp=_vjp, jvp=_jvp, batch=_batch, attr_names=("body", "name", "kind"),
+               vjp=_vjp, jvp=_jvp, batch=_batch, attr_names=("body", "name", "kind") + NEST_ATTRS,
                doc="a fused kernel: runs its body subgraph as one unit (made by passes.fusion)")

@@ -1,5 +1,5 @@
 """Fused bodies (passes/fusion.py) as CUDA kernels, planned exactly as for the LLVM backend
-(llvm/fused_plan.analyze: the domain, the loop nest, how each input is read, scalar literals,
+(the loop nest fusion recorded, then llvm/fused_plan.analyze: how each input is read, scalar literals,
 the pass level of each value):
 
   elementwise  one grid-stride loop over the output domain; every member is one C statement
@@ -22,6 +22,7 @@ import numpy as np
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from ..llvm.fused_plan import REDUCE_OPS, Plan, analyze
+from ...passes.loop_nest import LoopNest
 from . import ctypes_c as C
 from .module import ELEMENTWISE_BLOCK, Kernel, coords, grid_for, grid_stride, linear, MAX_GRID
 from .scalar import SCALAR
@@ -217,10 +218,10 @@ def _used(body: Graph, v: Value, plan: Plan) -> bool:
         id(v) not in master_ins and any(o is v for o in body.outputs))
 
 
-def plan_kernel(name: str, body: Graph) -> tuple[Plan | None, Kernel | None]:
-    """The kernel of a fused body, or (plan, None) / (None, None) where the body is lowered
-    member by member."""
-    plan = analyze(body)
+def plan_kernel(name: str, body: Graph, nest: LoopNest) -> tuple[Plan | None, Kernel | None]:
+    """The kernel of a fused body with loop nest `nest`, or (plan, None) / (None, None) where the
+    body is lowered member by member."""
+    plan = analyze(body, nest)
     if plan is None or not _row_layout_ok(plan, body):
         return None, None
     if plan.col is not None:
@@ -230,10 +231,11 @@ def plan_kernel(name: str, body: Graph) -> tuple[Plan | None, Kernel | None]:
     return plan, elementwise_kernel(name, body, plan)
 
 
-def lower_body_kernel(pb, name: str, body: Graph, in_slots: list, out_vals: list) -> bool:
-    """Launch the planned kernel of `body` reading `in_slots`, writing `out_vals` (the node's
-    outputs, one per body output). False when the body has no plan (lower it member by member)."""
-    plan, kernel = plan_kernel(pb.module.unique(name), body)
+def lower_body_kernel(pb, name: str, body: Graph, in_slots: list, out_vals: list, nest: LoopNest) -> bool:
+    """Launch the planned kernel of `body` (loop nest `nest`) reading `in_slots`, writing
+    `out_vals` (the node's outputs, one per body output). False when the body has no plan
+    (lower it member by member)."""
+    plan, kernel = plan_kernel(pb.module.unique(name), body, nest)
     if kernel is None:
         return False
     tail = []

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...ir.dtypes import float32, int32
 from ...ir.graph import Graph, Node, Value
+from ...passes.loop_nest import LoopNest, loop_nest
 from . import collective
 from . import ctypes_c as C
 from . import kernels_index as K
@@ -40,13 +41,15 @@ def _ins(pb, node) -> list[int]:
 
 
 def lower_elementwise(pb, node) -> None:
-    if not lower_body_kernel(pb, node.op, _one_node_body(node), _ins(pb, node), node.outputs):
+    body = _one_node_body(node)
+    if not lower_body_kernel(pb, node.op, body, _ins(pb, node), node.outputs, loop_nest(body)):
         raise AssertionError(f"cuda: an elementwise {node.op} without a plan")   # every shape has one
 
 
 def lower_reduce(pb, node) -> None:
+    body = _one_node_body(node)      # a reduction outside any fused group: its own one-node nest
     if node.inputs[0].type.size and node.outputs[0].type.size and \
-            lower_body_kernel(pb, node.op, _one_node_body(node), _ins(pb, node), node.outputs):
+            lower_body_kernel(pb, node.op, body, _ins(pb, node), node.outputs, loop_nest(body)):
         return
     _map(K.k_reduce)(pb, node)
 
@@ -133,7 +136,7 @@ def lower_fused(pb, node) -> None:
     body = node.attrs["body"]
     if not body.outputs:
         return
-    if not lower_body_kernel(pb, node.attrs["name"], body, _ins(pb, node), node.outputs):
+    if not lower_body_kernel(pb, node.attrs["name"], body, _ins(pb, node), node.outputs, LoopNest.of(node.attrs)):
         _inline_body(pb, body, _ins(pb, node), node.outputs)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .fused_plan import REDUCE_OPS, Plan, analyze
+from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
 from .math_f32 import fast_rule
@@ -466,7 +467,7 @@ def lower_fused(fx, node, ins, outs) -> None:
     body: Graph = node.attrs["body"]
     if not body.outputs:
         return
-    plan = analyze(body)
+    plan = analyze(body, LoopNest.of(node.attrs))
     how = "inline" if plan is None else "column" if plan.col is not None else "row" if plan.r is not None \
         else "elementwise"
     fx.b.emit(f"; fused {node.attrs['name']} ({node.attrs['kind']}): {how}")
@@ -504,7 +505,7 @@ def _standalone_reduce(op: str):
     def rule(fx, node, ins, outs) -> None:
         fake = _Standalone(node)
         body = fake.attrs["body"]
-        plan = analyze(body)
+        plan = analyze(body, loop_nest(body))     # a reduction outside any fused group
         if plan is None or (plan.r is None and plan.col is None) or \
                 not (_emit_col if plan.col is not None else _emit_row)(fx, fake, ins, outs, plan, body):
             REDUCE_LOOPS[op](fx, node, ins, outs)

@@ -1,9 +1,10 @@
-"""Planning a fused body (passes/fusion.py) for the LLVM renderer (fused.py): the domain D it
-loops over, which of the loop nests it takes (elementwise; row: reductions over trailing axes;
-column: reductions over leading axes; an optional matmul/conv2d master first), how each input is
-read (strides over D through broadcast/reshape views), which members are scalar literals, and
-the pass level of each value in a row kernel. `analyze` returns None for a body that none of the
-loop nests can express; the renderer then inlines it node by node.
+"""Planning a fused body (passes/fusion.py) for the LLVM renderer (fused.py). The domain D and
+the loop nest (elementwise; row: reductions over trailing axes; column: reductions over leading
+axes; an optional matmul/conv2d master first) are fusion's, recorded on the fused node
+(passes/loop_nest.py); this plans how each input is read (strides over D through
+broadcast/reshape views), which members are scalar literals, and the pass level of each value
+in a row kernel. `analyze` returns None for a body it cannot plan; the renderer then inlines it
+node by node.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ... import primitives  # noqa: F401  (REDUCE_OPS below reads the registered
 from ...ir.dtypes import bf16_bits_to_f32, bfloat16
 from ...ir.graph import Graph, Node
 from ...ir.registry import REGISTRY, Kind
+from ...passes.loop_nest import LoopNest, fits
 from .kernels_elem import contiguous_strides
 from .scalar_ops import SCALAR_RULES
 
@@ -55,60 +57,30 @@ def _unit_reshape_strides(src_shape, src_strides, dst_shape):
     return [0 if d == 1 else next(it) for d in dst_shape]
 
 
-def _fits(shape, dom) -> bool:
-    return len(shape) <= len(dom) and all(s in (1, d) for s, d in zip(shape[::-1], dom[::-1]))
-
-
 def _dom_strides(shape_strides, shape, dom):
     """Own-shape strides -> strides over the domain (trailing alignment, size-1 dims broadcast)."""
     pad = len(dom) - len(shape)
     return [0] * pad + [0 if d == 1 else s for d, s in zip(shape, shape_strides)]
 
 
-def analyze(body: Graph) -> Plan | None:
-    nodes = body.nodes
-    masters = [n for n in nodes if REGISTRY[n.op].kind == Kind.OUT_EWISE_FUSABLE]
-    if len(masters) > 1:
+def analyze(body: Graph, nest: LoopNest) -> Plan | None:
+    """The plan of a body whose loop nest fusion recorded (`nest`), or None when no nest
+    expresses it or an input cannot be read through strides over the domain."""
+    if nest.kind == "none":
         return None
-    master = masters[0] if masters else None
-    in_ids = {id(v) for v in body.inputs}
-    if master is not None and not all(id(v) in in_ids for v in master.inputs):
-        return None
-    epi = [n for n in nodes if n is not master]
-    shapes = [v.type.shape for n in epi for v in n.outputs] + [v.type.shape for n in epi
-                                                                 if n.op in REDUCE_OPS for v in n.inputs]
-    if not shapes:
-        return None
-    rank = max(len(s) for s in shapes)
-    dom = tuple(max((s[i - rank + len(s)] if i - rank + len(s) >= 0 else 1) for s in shapes) for i in range(rank))
-    reds = [n for n in epi if n.op in REDUCE_OPS]
-    r = col = None
-    if reds:
-        firsts, leads = set(), set()
-        for n in reds:
-            axes = tuple(sorted(n.attrs["axes"]))
-            if n.inputs[0].type.shape != dom or not axes:
-                return None
-            if axes == tuple(range(axes[0], len(dom))):
-                firsts.add(axes[0])
-            elif axes == tuple(range(len(axes))):
-                leads.add(len(axes))
-            else:
-                return None
-        if len(firsts) + len(leads) != 1:
-            return None
-        r = firsts.pop() if firsts else None
-        col = leads.pop() if leads else None
-        if col is not None and not _col_shaped(body, reds, master):
-            return None
+    master = next((n for n in body.nodes if REGISTRY[n.op].kind == Kind.OUT_EWISE_FUSABLE), None)
+    epi = [n for n in body.nodes if n is not master]
+    dom = nest.domain
+    r = nest.reduce_axes[0] if nest.kind == "row" else None
+    col = len(nest.reduce_axes) if nest.kind == "column" else None
     plan = Plan(dom, r, master, col=col)
     for k, v in enumerate(body.inputs):
         own = contiguous_strides(v.type.shape)
-        plan.access[id(v)] = Access(k, _dom_strides(own, v.type.shape, dom) if _fits(v.type.shape, dom) else None,
+        plan.access[id(v)] = Access(k, _dom_strides(own, v.type.shape, dom) if fits(v.type.shape, dom) else None,
                                      v.type.dtype, own)
     if master is not None:
         mv = master.outputs[0]
-        if not _fits(mv.type.shape, dom):
+        if not fits(mv.type.shape, dom):
             return None
         own = contiguous_strides(mv.type.shape)
         plan.access[id(mv)] = Access(-1, _dom_strides(own, mv.type.shape, dom), mv.type.dtype, own)
@@ -134,18 +106,18 @@ def analyze(body: Graph) -> Plan | None:
                 return None
             if n.op == "reshape":
                 own = _unit_reshape_strides(src.type.shape, acc.own, v.type.shape)
-                if own is None or not _fits(v.type.shape, dom):
+                if own is None or not fits(v.type.shape, dom):
                     return None
                 plan.access[id(v)] = Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
             else:
-                if not _fits(v.type.shape, dom):
+                if not fits(v.type.shape, dom):
                     return None
                 own = _dom_strides(acc.own, src.type.shape, v.type.shape)
                 plan.access[id(v)] = Access(acc.arg, _dom_strides(own, v.type.shape, dom), acc.dtype, own)
             continue
         if n.op not in SCALAR_RULES and n.op not in REDUCE_OPS:
             return None
-        if not _fits(v.type.shape, dom) and not (n.op in REDUCE_OPS and not n.attrs["keepdims"]):
+        if not fits(v.type.shape, dom) and not (n.op in REDUCE_OPS and not n.attrs["keepdims"]):
             return None
     if col is not None:
         return plan
@@ -159,14 +131,6 @@ def analyze(body: Graph) -> Plan | None:
             if not (master is not None and v is master.outputs[0]):
                 return None
     return plan
-
-
-def _col_shaped(body: Graph, reds: list[Node], master) -> bool:
-    """Column plan: reductions are sinks and every output is a reduction result."""
-    red_outs = {id(n.outputs[0]) for n in reds}
-    if master is not None or any(id(u) in red_outs for n in body.nodes for u in n.inputs):
-        return False
-    return all(id(v) in red_outs for v in body.outputs)
 
 
 def _levels(plan: Plan, body: Graph, epi: list[Node]) -> bool:
@@ -189,7 +153,7 @@ def _levels(plan: Plan, body: Graph, epi: list[Node]) -> bool:
             plan.row_vals.add(id(v))
             continue
         plan.level[id(v)] = max((plan.level[id(u)] for u in n.inputs), default=0)
-        if n.op not in VIEW_OPS and any(not _fits(u.type.shape, dom) for u in n.inputs) and \
+        if n.op not in VIEW_OPS and any(not fits(u.type.shape, dom) for u in n.inputs) and \
                 not all(id(u) in plan.row_vals for u in n.inputs):
             return False      # a [rows] value (no keepdims) mixed with full ones: alignment differs
         if r is not None and all(id(u) in plan.row_vals for u in n.inputs) and _is_row_shape(v.type.shape, dom, r):
@@ -200,7 +164,7 @@ def _levels(plan: Plan, body: Graph, epi: list[Node]) -> bool:
 
 
 def _is_row_shape(shape, dom, r) -> bool:
-    if not _fits(shape, dom):
+    if not fits(shape, dom):
         return tuple(shape) == tuple(dom[:r])
     pad = len(dom) - len(shape)
     return all(shape[i - pad] == 1 for i in range(max(r, pad), len(dom)))
