@@ -1,6 +1,7 @@
 """sporeflow-ir bisect (opt-bisect): it names a deliberately wrong pass registered by the test
 (digits CNN), a wrong rewrite inside a pass whose other rewrite is right, the same through
---check CMD alone, and nothing on the MLP training step the default pipeline compiles."""
+--check CMD alone, and nothing on the MLP training step the default pipeline compiles (nor
+when fusion merges or memory-plan reuses are cut off part-way)."""
 from __future__ import annotations
 
 import os
@@ -100,10 +101,12 @@ def test_bisect_finds_nothing_wrong_in_the_default_pipeline(tmp_path, capsys):
     assert len(r.steps) > 20 and "pass fuse" in r.steps and any(s.startswith("fuse.row_domain") for s in r.steps)
     assert ir_tool.main(["bisect", str(script)]) == 0
     assert "every one of the" in capsys.readouterr().out
-    # stopping part-way through the fusion merges still gives a right (less fused) program
-    k = next(i for i, s in enumerate(r.steps) if s.startswith("fuse.row_domain"))
-    part = ir_bisect.run_in_process(str(script), [], k, 1e-4, 1e-5)
-    assert not part.bad and part.compared == 1 and part.steps[:k] == r.steps[:k]    # the jitted step
+    # stopping part-way through the fusion merges, or before the memory plan's first in-place
+    # write / buffer reuse, still gives a right (less fused, or bigger) program
+    for first in ("fuse.row_domain", "memory."):
+        k = next(i for i, s in enumerate(r.steps) if s.startswith(first))
+        part = ir_bisect.run_in_process(str(script), [], k, 1e-4, 1e-5)
+        assert not part.bad and part.compared == 1 and part.steps[:k] == r.steps[:k]    # the jitted step
     np.testing.assert_equal(bisect.bisect_count(), 0)
 
 

@@ -1,5 +1,6 @@
 """LLVM's opt-bisect counter: every pass run and every rewrite a pass would make asks `step`
-first; past the limit the answer is no and the pass (or rewrite) is skipped. With the limit at N
+first (so do fusion merges and the memory plan's in-place writes and buffer reuses); past
+the limit the answer is no and the pass (or rewrite) is skipped. With the limit at N
 exactly the first N steps apply, so the first N steps of two runs of one program are the same
 and `sporeflow-ir bisect` can binary-search N for the first step that changes the results.
 

@@ -24,7 +24,7 @@ its argument; it never mutates nodes in place), registered with
 
 Tools hook in without changing results: `observers` see the graph after every stage, and
 `bisect_step` (passes/bisect.py) numbers every pass run and every rewrite a pass offers to it
-(LLVM's opt-bisect; Rebuilder rewrites and fusion merges ask it): with
+(LLVM's opt-bisect; Rebuilder rewrites, fusion merges and memory-plan reuses ask it): with
 SPOREFLOW_OPT_BISECT_LIMIT=N (or set_bisect_limit(N)) only the first N run, the rest are
 skipped; SPOREFLOW_OPT_BISECT_LOG=FILE appends one line per step ("N run|skip what").
 """

@@ -11,6 +11,8 @@ follows when it allocates. Rules:
     exact type, and the node reads each element before writing the same element: elementwise
     ops, and fused groups whose non-master members are all elementwise (a matmul master then
     computes into scratch, which is the renderer's side of the contract).
+Each in-place write and each reuse of a freed buffer is one opt-bisect step (passes/bisect.py):
+past the limit the value gets a buffer of its own, which is always correct.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Sequence
 
 from ..ir.graph import Graph, Node, Value
 from ..ir.registry import Kind, get_op
+from .bisect import bisect_step
 
 INPUT = "input"
 
@@ -162,6 +165,8 @@ def plan_memory(graph: Graph, donate: Sequence[tuple[int, int]] = ()) -> MemoryP
                             or u.type != v.type or last_use.get(id(u)) != k or holders.get(b) != 1
                             or sum(x is u for x in node.inputs) != 1):
                         continue
+                    if not bisect_step(f"memory.inplace: {node.op} over its input {p} ({node.loc or 'no loc'})"):
+                        break
                     target = b
                     used_inputs.add(id(u))
                     plan.inplace[id(v)] = id(u)
@@ -171,7 +176,8 @@ def plan_memory(graph: Graph, donate: Sequence[tuple[int, int]] = ()) -> MemoryP
             if target is None:
                 size = _nbytes(v)
                 pool = free.get(size)
-                if pool and id(v) not in out_pos:
+                if pool and id(v) not in out_pos and bisect_step(
+                        f"memory.reuse: {node.op} in a freed buffer ({node.loc or 'no loc'})"):
                     target = pool.pop()
                 else:
                     target = len(plan.buffer_bytes)
