@@ -20,19 +20,10 @@ FLOORS = ["ir", "core", "passes", "primitives", "backends", "frontend", "runtime
 BASE = {"sporeflow.errors": "ir", "sporeflow.context": "ir"}   # below everything, beside ir
 TOP = "top"   # sporeflow/__init__, ops, numpy, common, train, dataset: re-exports of the public API
 
-# (importing module, imported module) -> why the import is inside a function. These are the
-# frontend's own knots, left to untangle (each is a cycle inside one floor); the list may only
-# shrink: a new function-local import fails the suite.
-LOCAL_IMPORTS: dict[tuple[str, str], str] = {
-    ("sporeflow.frontend.jit", "sporeflow.frontend.cell"):
-        "Cell.__call__ compiles through jit; jit recognises a Cell argument (cycle jit <-> cell)",
-    ("sporeflow.frontend.functional.control_ops", "sporeflow.frontend.jit"):
-        "eager Scan compiles its loop with jit; jit converts Python ifs to ops.cond (cycle)",
-    ("sporeflow.frontend.random", "sporeflow.frontend.functional"):
-        "functional's random ops draw keys from random; next_key assigns the new state (cycle)",
-    ("sporeflow.frontend.tensor", "sporeflow.frontend.nn.initializer"):
-        "Tensor(init=...) and Parameter.clone(init) use initializers, which build Tensors (cycle)",
-}
+# (importing module, imported module) -> why the import is inside a function. Empty: the cycles
+# inside the frontend (jit <-> cell, control_ops <-> jit, random <-> functional, tensor <->
+# initializer) are module-level imports now; an entry needs a reason other than a cycle.
+LOCAL_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -337,16 +337,10 @@ class JitFunction:
         return len(self._cache)
 
 
-_CELL: list = []
-
-
 def _cell_class() -> type:
-    """nn.Cell, imported on first use (cell.py imports this module) and kept: a function-level
-    import on every call costs more than the rest of the cache lookup."""
-    if not _CELL:
-        from .cell import Cell
-        _CELL.append(Cell)
-    return _CELL[0]
+    """nn.Cell (cell.py imports this module, so the module is imported at the end of this one
+    and the class read when a call needs it)."""
+    return _cell.Cell
 
 
 def _reachable_cells(obj, found: dict, depth: int) -> None:
@@ -444,3 +438,6 @@ class JitConfig:
 
     def __repr__(self) -> str:
         return f"JitConfig({self.jit_config_dict})"
+
+
+from . import cell as _cell  # noqa: E402  (cell.py imports JitFunction from here)

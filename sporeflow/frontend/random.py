@@ -14,6 +14,7 @@ import numpy as np
 from ..ir import dtypes as D
 from ..core import lax
 from .tensor import Parameter, Tensor
+from .functional.state_ops import assign
 
 
 def key(seed: int) -> Tensor:
@@ -80,7 +81,6 @@ def global_state() -> Parameter:
 
 def next_key(state: Parameter | None = None) -> Tensor:
     """Split `state` (the global RNG state by default), store the new state, return a fresh key."""
-    from .functional import assign
     state = state if state is not None else global_state()
     new_state, sub = split(state)
     assign(state, new_state)

@@ -85,8 +85,7 @@ class Tensor:
         if input_data is None and shape is not None:
             input_data = np.zeros(shape, dtype=as_dtype(dtype or D.float32).storage)
             if init is not None:
-                from .nn.initializer import initializer
-                input_data = initializer(init, shape, dtype or D.float32)._data
+                input_data = _initializer.initializer(init, shape, dtype or D.float32)._data
         if input_data is None:
             raise TypeError("Tensor needs input_data (or shape=...)")
         data, self._dtype = _to_storage(input_data, dtype)
@@ -366,8 +365,7 @@ class Parameter(Tensor):
     def clone(self, init="same") -> "Parameter":
         p = Parameter(Tensor._wrap(self._data.copy(), self.dtype), self.name, self.requires_grad)
         if init != "same":
-            from .nn.initializer import initializer
-            p.set_data(initializer(init, self.shape, self.dtype))
+            p.set_data(_initializer.initializer(init, self.shape, self.dtype))
         return p
 
     def __repr__(self) -> str:
@@ -398,6 +396,7 @@ class ParameterTuple(tuple):
 
 
 from . import functional as F  # noqa: E402  (operators dispatch here; imported last to break the cycle)
+from .nn import initializer as _initializer  # noqa: E402  (initializers build Tensors)
 
 for _cls in (Tensor, Tracer, Parameter):
     wrap_methods(_cls)

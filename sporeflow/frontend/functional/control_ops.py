@@ -14,6 +14,7 @@ from ...ir.types import TensorType
 from ...core import lax
 from ..pytree import tree_flatten, tree_unflatten
 from ..tensor import Tensor
+from .. import jit as _jit   # jit imports autograph, which imports this module: the class is read at call time
 from ...core.trace import Trace, current_trace
 from ...core.source import user_line_description
 from ._core import tensor
@@ -143,8 +144,7 @@ def scan(loop_func: Callable, init, xs, length: int | None = None, reverse: bool
                          f"{[x.shape for x in x_leaves]}")
     if current_trace() is None and length == 0:
         # nothing to run eagerly, but ys still need their (0, ...) shapes: trace the body for its types
-        from ..jit import JitFunction
-        return JitFunction(lambda c, x: scan(loop_func, c, x, length, reverse), name="scan")(init, xs)
+        return _jit.JitFunction(lambda c, x: scan(loop_func, c, x, length, reverse), name="scan")(init, xs)
     if current_trace() is None:
         carry, ys = init, []
         order = range(length - 1, -1, -1) if reverse else range(length)
