@@ -107,6 +107,24 @@ def test_sink_updates_parameters_in_place_on_llvm():
 
 
 @pytest.mark.filterwarnings("ignore:Model. the train step was compiled again")
+def test_sunk_step_runs_the_jits_passes():
+    """A jit's disabled=/pipeline= hold in sink mode too (the sunk graph went through the default
+    pipeline whatever the jit said)."""
+    from sporeflow import ops
+    from sporeflow.frontend.sink import lower_sunk
+    p = sf.Parameter(sf.Tensor(np.ones(4, np.float32)), name="p")
+
+    def step(x):
+        ops.assign(p, p + ops.exp(x) * 2)
+        return ops.sum(p)
+    x = sf.Tensor(np.ones((4,), np.float32))
+    fused = {}
+    for disabled in ((), ("fuse",)):
+        sunk = lower_sunk(sf.jit(step, backend="llvm", disabled=list(disabled)).trace(x), 2)
+        fused[disabled] = sum(n.op == "fused" for n in sunk.executable.graph.walk())
+    assert fused == {(): 1, ("fuse",): 0}
+
+
 def test_partial_last_batch_runs_as_a_second_scan():
     _, ref, _ = trained(False, 1, dataset=data(36))
     _, net, log = trained(True, 1, dataset=data(36))

@@ -33,7 +33,7 @@ def lower_sunk(traced: Traced, length: int, backend: str | None = None) -> Compi
     """Compile `length` steps of `traced` as one scan (see module doc)."""
     name = backend or traced.backend or default_backend()
     t0 = time.perf_counter()
-    g = prepare_for_backend(traced.graph, name)
+    g = prepare_for_backend(traced.graph, name, **traced.passes)   # the jit's pipeline/disabled/opt_level
     n_data = len(g.inputs) - len(traced.captured)
     captured = list(traced.captured)
     extra = [p for p in traced.updated if all(p is not c for c in captured)]
@@ -45,7 +45,7 @@ def lower_sunk(traced: Traced, length: int, backend: str | None = None) -> Compi
     sg = sink_graph(g, n_data, updates, length)
     save_graph(sg, f"sink{length}_{name}")
     sunk = Traced(sg, captured, traced.updated, traced.in_tree, traced.dyn_mask, traced.out_tree,
-                  traced.out_static, traced.n_outputs, traced.trace_seconds, name)
+                  traced.out_static, traced.n_outputs, traced.trace_seconds, name, traced.passes)
     be = get_backend(name)
     if getattr(be, "supports_donation", False):
         exe = be.compile(sg, donate=tuple(sunk.donation()))
