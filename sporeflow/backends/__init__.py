@@ -1,16 +1,6 @@
-"""Backends behind one interface. `interp` is always there; `llvm` and `cuda` register when
-their modules import."""
+"""Backends behind one interface: `interp` (the numpy oracle), `llvm` and `cuda` (which also
+registers `cuda-emulated`). Each registers itself when imported; all three are imported here,
+so a broken import in a backend is an error at `import sporeflow`, not a backend that is
+silently missing (the CUDA backend needs CuPy only when a device is used)."""
 from .base import Backend, Executable, check_inputs, get_backend, register_backend  # noqa: F401
-from . import interp  # noqa: F401
-
-
-def _register_optional() -> None:
-    import importlib
-    for mod in ("llvm", "cuda"):
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ImportError:
-            pass
-
-
-_register_optional()
+from . import cuda, interp, llvm  # noqa: F401
