@@ -11,7 +11,8 @@ from __future__ import annotations
 from ..ir.graph import Graph
 from ..ir.registry import Kind, def_op
 from .common import fail, lax
-from . import batching_control as BC
+from .batching import axis_size, materialize
+from ..passes import vmap as V
 from ..core.trace import current_trace, inline
 from ..ir.interpret import run_graph
 from ..passes.forward import jvp_graph
@@ -63,7 +64,19 @@ def _jvp(primals, tangents, fwd, bwd):
     return res[:n], [next(it) if t.dtype.is_float else None for t in fwd.out_types]
 
 
+# ---- custom_vjp -------------------------------------------------------------------------------------
+def batch_custom_vjp(args, dims, fwd, bwd):
+    """Batch the forward and the user's backward graph alike. Every operand is made batched (at
+    axis 0): the backward graph takes operands, outputs and cotangents, and whether a later
+    grad's cotangents are batched is not known here, so all of its inputs are taken batched."""
+    size = axis_size(args, dims)
+    ops = [materialize(a, d, size) for a, d in zip(args, dims)]
+    fb, _ = V.batch_graph(fwd, [0] * len(args), size, [0] * len(fwd.outputs))
+    bb, _ = V.batch_graph(bwd, [0] * len(bwd.inputs), size, [0] * len(bwd.outputs))
+    return lax.multi("custom_vjp", *ops, fwd=fb, bwd=bb), [0] * len(fwd.outputs)
+
+
 custom_vjp = def_op("custom_vjp", infer=_infer, impl=lambda *xs, fwd, bwd: _run(fwd, xs), kind=Kind.OPAQUE,
                     compute_in_f32=False, attr_names=("fwd", "bwd"), vjp=_vjp, jvp=_jvp,
                     doc="fwd(*operands) with a user-defined backward graph bwd (Cell.bprop)",
-                    batch=BC.batch_custom_vjp)
+                    batch=batch_custom_vjp)

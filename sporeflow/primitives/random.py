@@ -11,11 +11,26 @@ import numpy as np
 from ..ir.dtypes import uint32
 from ..ir.registry import Kind, NOT_DIFFERENTIABLE, def_op
 from ..ir.types import TensorType
-from .common import check_arity, fail
-from . import batching_control as BC
+from .batching import moveaxis
+from .common import check_arity, fail, lax
+from ..passes import vmap as V
 
 ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 PARITY = 0x1BD11BDA
+
+
+# ---- random ---------------------------------------------------------------------------------
+def batch_random(name: str):
+    """A batched key gives each example its own bits: a scan over the keys (the draw is a pure
+    function of (key, index), so per-example draws are exactly what a loop would produce)."""
+    def rule(args, dims, **attrs):
+        keys = moveaxis(args[0], dims[0], 0)
+        n = keys.shape[0]
+        body = V.trace_graph(lambda k: lax.multi(name, k, **attrs), [TensorType((2,), keys.dtype)],
+                             f"{name}_per_key")
+        return lax.multi("scan", keys, body=body, num_carry=0, length=n, reverse=False), [0]
+    rule.__name__ = f"batch_{name}"
+    return rule
 
 
 def threefry2x32(k0: np.ndarray, k1: np.ndarray, c0: np.ndarray, c1: np.ndarray):
@@ -54,7 +69,7 @@ def _bits_impl(key, shape):
 random_bits = def_op("random_bits", infer=_bits_infer, impl=_bits_impl, kind=Kind.INJECTIVE,
                      vjp=NOT_DIFFERENTIABLE, attr_names=("shape",), compute_in_f32=False,
                      doc="u32 random bits from a u32[2] key, counter-based (Threefry-2x32)",
-                     batch=BC.random("random_bits"))
+                     batch=batch_random("random_bits"))
 
 
 def _uniform_infer(ts, attrs):
@@ -73,4 +88,4 @@ def _uniform_impl(key, shape, dtype):
 random_uniform = def_op("random_uniform", infer=_uniform_infer, impl=_uniform_impl, kind=Kind.INJECTIVE,
                         vjp=NOT_DIFFERENTIABLE, attr_names=("shape", "dtype"),
                         doc="floats in [0, 1): (random_bits >> 8) * 2^-24, so every dtype gets the same numbers",
-                        batch=BC.random("random_uniform"))
+                        batch=batch_random("random_uniform"))
