@@ -331,8 +331,9 @@ def _compute_dtype(op, t: TensorType) -> np.dtype:
     return t.dtype.storage
 
 
-# ops whose infer/impl need other processes: tested against numpy under mpirun in test_dist.py
-ELSEWHERE = {"all_reduce", "all_gather", "broadcast", "reduce_scatter"}
+# ops whose infer/impl need other processes: tested against numpy under mpirun in test_dist.py;
+# print writes to stdout: test_print.py reads what it prints on every backend, under grad and vmap
+ELSEWHERE = {"all_reduce", "all_gather", "broadcast", "reduce_scatter", "print"}
 
 
 def test_every_primitive_has_infer_impl_and_a_generator():

@@ -157,7 +157,7 @@ def test_every_primitive_has_a_batch_rule_and_a_test():
     """Fails when a primitive lacks a vmap rule, or has no generator to test it with."""
     no_rule = sorted(n for n, o in REGISTRY.items() if not callable(o.batch))
     assert not no_rule, f"primitives without a batch rule: {no_rule}"
-    untested = sorted(set(REGISTRY) - set(GENERATORS) - ELSEWHERE)   # collectives: vmap tested under mpirun
+    untested = sorted(set(REGISTRY) - set(GENERATORS) - ELSEWHERE)   # collectives: under mpirun; print: test_print.py
     assert not untested, f"primitives without a generator (tests/test_ops_infer.py): {untested}"
 
 

@@ -62,12 +62,19 @@ def on_device(arrays: Sequence) -> bool:
     return any(device_of(a) is not None for a in arrays)
 
 
+def _eager_backend(arrays: Sequence) -> str:
+    """Where eager work on these arrays runs: the current device, else the device some of them
+    live on (a Parameter left on the device by a compiled step, used eagerly on the CPU)."""
+    name = default_backend()
+    if name in DEVICE_BACKENDS:
+        return name
+    return next(n for n in DEVICE_BACKENDS if _instance(n) is not None and _instance(n).device_ready
+                and any(_instance(n).device.is_array(a) for a in arrays))
+
+
 def run_eager(opdef, arrays: list, attrs, in_types: list, out_types: list) -> list:
     """One primitive on device arrays through the backend's kernels (cached per signature)."""
-    name = default_backend()
-    if name not in DEVICE_BACKENDS:
-        name = next(n for n in DEVICE_BACKENDS if _instance(n) is not None and _instance(n).device_ready
-                    and all(_instance(n).device.is_array(a) for a in arrays))
+    name = _eager_backend(arrays)
     key = (name, opdef.name, tuple(in_types), attrs)
     try:
         exe = _EAGER.get(key)
@@ -87,6 +94,6 @@ def run_eager(opdef, arrays: list, attrs, in_types: list, out_types: list) -> li
 
 def run_graph_on_device(graph: Graph, arrays: list) -> list:
     """An eager call of a transformed graph (grad, vmap) on device tensors."""
-    name = default_backend()
+    name = _eager_backend(arrays)
     dev = get_backend(name).device
     return get_backend(name).compile(graph)(*[a if dev.is_array(a) else dev.upload(a) for a in arrays])

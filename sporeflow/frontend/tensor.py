@@ -8,6 +8,7 @@ import numpy as np
 from ..ir import dtypes as D
 from ..ir.dtypes import DType, as_dtype
 from ..ir.interpret import run_graph
+from ..ir.tensor_format import format_tensor, ms_dtype_name
 from ..ir.types import TensorType
 from ..core.source import wrap_methods
 from ..core.trace import current_trace, install_arrays
@@ -47,15 +48,6 @@ def _to_storage(data, dtype: DType | None) -> tuple[np.ndarray, DType]:
     if dt.is_int and arr.dtype.kind == "f":
         arr = np.trunc(arr)
     return np.array(arr, dtype=dt.storage, order="C"), dt
-
-
-_MS_NAMES = {"bool": "Bool", "bfloat16": "BFloat16", "uint8": "UInt8", "uint16": "UInt16", "uint32": "UInt32",
-             "uint64": "UInt64"}
-
-
-def ms_dtype_name(dt: DType) -> str:
-    """MindSpore's printed dtype name: Float32, BFloat16, Int64, UInt8, Bool."""
-    return _MS_NAMES.get(dt.name, dt.name.capitalize())
 
 
 def _no_out(out) -> bool:
@@ -183,11 +175,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         """MindSpore's format: `Tensor(shape=[2, 3], dtype=Float32, value=\n[[...]])`."""
-        a = self.asnumpy()
-        if a.ndim == 0:
-            return f"Tensor(shape=[], dtype={ms_dtype_name(self.dtype)}, value= {a.item()})"
-        body = np.array2string(a, separator=", ", prefix="")
-        return f"Tensor(shape={list(self.shape)}, dtype={ms_dtype_name(self.dtype)}, value=\n{body})"
+        return format_tensor(self.asnumpy(), self.dtype)
 
     __str__ = lambda self: np.array2string(self.asnumpy())  # noqa: E731
 

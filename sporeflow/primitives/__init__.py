@@ -3,3 +3,4 @@ from . import control, elementwise, linalg, nn, random, reduce, shape  # noqa: F
 from . import fused  # noqa: F401,E402  (the fused-kernel primitive of passes.fusion)
 from . import custom  # noqa: F401,E402  (custom_vjp: Cell.bprop)
 from . import collective  # noqa: F401,E402  (all_reduce, all_gather, broadcast, reduce_scatter)
+from . import debug  # noqa: F401,E402  (print: ops.Print in compiled code)

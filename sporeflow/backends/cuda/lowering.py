@@ -20,7 +20,7 @@ import numpy as np
 from ...ir.dtypes import float32, int32
 from ...ir.graph import Graph, Node, Value
 from ...passes.loop_nest import LoopNest, loop_nest
-from . import collective
+from . import collective, host_print
 from . import ctypes_c as C
 from . import kernels_index as K
 from .fused import MASTERS, lower_body_kernel
@@ -211,4 +211,5 @@ LOWERINGS: dict = {
     "fused": lower_fused, "custom_vjp": lower_custom_vjp,
     "cond": lower_cond, "while_loop": lower_while, "scan": lower_scan,
     **collective.RULES,
+    **host_print.RULES,
 }

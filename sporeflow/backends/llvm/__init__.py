@@ -19,11 +19,11 @@ from ... import primitives  # noqa: F401  (every primitive is registered before 
 from ...ir.graph import Graph
 from ..base import check_lowerable, install_lowerings, lowering_table, missing_lowerings as _missing
 from ..base import register_backend
-from . import collective, control, conv, fused, gemm, kernels_elem, kernels_nn, kernels_shape
+from . import collective, control, conv, fused, gemm, host_print, kernels_elem, kernels_nn, kernels_shape
 from .executable import LLVMExecutable
 
 LOWERINGS = lowering_table("llvm", kernels_elem.RULES, kernels_shape.RULES, kernels_nn.RULES, control.RULES,
-                           fused.RULES, conv.RULES, gemm.RULES, collective.RULES)
+                           fused.RULES, conv.RULES, gemm.RULES, collective.RULES, host_print.RULES)
 
 
 def missing_lowerings() -> list[str]:

@@ -196,7 +196,7 @@ TABLE: dict[str, tuple[Callable, dict]] = {
     "StopGradient": (A.stop_gradient, {}),
     # state
     "Assign": (S.assign, {}), "AssignAdd": (S.assign_add, {}), "AssignSub": (S.assign_sub, {}),
-    "Depend": (S.depend, {}),
+    "Depend": (S.depend, {}), "Print": (S.print_, {}),
     # collectives (MindSpore's defaults: the world group)
     "AllReduce": (CO.all_reduce, {"op": CO.ReduceOp.SUM, "group": None}),
     "AllGather": (CO.all_gather, {"group": None}),
