@@ -21,6 +21,9 @@ _CONTEXT: dict[str, Any] = {
     "verify_each_pass": False,
     "jit_explain": False,
     "pipeline": None,            # pass names every jit runs instead of its backend's default
+    "max_call_depth": 1000,      # MindSpore's bound on graph-mode recursion; here also the most
+                                 # iterations reverse mode tapes for a while_loop whose trip count
+                                 # depends on data (its gradient is NaN when the loop ran longer)
 }
 
 
@@ -39,7 +42,7 @@ _from_environment()
 
 def set_context(**kwargs) -> None:
     for k, v in kwargs.items():
-        if k not in _CONTEXT and k not in ("max_call_depth", "pynative_synchronize", "enable_graph_kernel",
+        if k not in _CONTEXT and k not in ("pynative_synchronize", "enable_graph_kernel",
                                            "jit_config", "max_device_memory", "memory_optimize_level"):
             raise ValueError(f"set_context: unknown option {k!r}; known: {sorted(_CONTEXT)}")
         if k == "mode" and v not in (GRAPH_MODE, PYNATIVE_MODE):
@@ -50,6 +53,8 @@ def set_context(**kwargs) -> None:
                 raise ValueError(f"device_target must be 'CPU', 'GPU' or 'INTERP', got {v!r}")
             if v == "ASCEND":
                 raise ValueError("device_target 'Ascend' is not available in sporeflow; use 'CPU' or 'GPU'")
+        if k == "max_call_depth" and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"max_call_depth must be a positive int, got {v!r}")
         _CONTEXT[k] = v
 
 

@@ -211,8 +211,21 @@ def scan_sum(xs):
 
 def test_grad_of_converted_for_over_a_tensor():
     v = np.array([[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]])
-    g = sf.grad(sf.jit(scan_sum))(T(v)) if False else sf.jit(sf.grad(scan_sum))(T(v))
+    g = sf.jit(sf.grad(scan_sum))(T(v))
     np.testing.assert_allclose(g.asnumpy(), fd_grad(scan_sum, v), rtol=2e-2, atol=2e-3)
+
+
+def grow(x):
+    while x.sum() < 10.0:             # a data-dependent trip count
+        x = x * 1.5 + 0.1
+    return (x * x).sum()
+
+
+@pytest.mark.parametrize("backend", ["interp", "llvm"])
+def test_grad_of_converted_data_dependent_while(backend):
+    v = [0.3, 0.7]
+    g = sf.jit(sf.grad(grow), backend=backend)(T(v))
+    np.testing.assert_allclose(g.asnumpy(), fd_grad(grow, v), rtol=2e-2, atol=2e-3)
 
 
 def pick(x):

@@ -26,7 +26,6 @@ from .common import fail, lax
 from .batching import axis_size, materialize, moveaxis, reshape
 from ..core.trace import current_trace, inline
 from ..core.tracer import Tracer
-from ..errors import SporeflowError
 from ..ir.interpret import run_graph
 from ..passes.autodiff import vjp_graph
 from ..passes.dce import dce
@@ -79,7 +78,12 @@ def batch_cond(args, dims, then_branch, else_branch):
 
 
 # ---- while_loop ---------------------------------------------------------------------------------
-def batch_while(args, dims, cond_graph, body_graph):
+def _bound(max_iter) -> dict:
+    """The optional `max_iter` attribute of a while_loop, carried to the loops rules derive."""
+    return {} if max_iter is None else {"max_iter": max_iter}
+
+
+def batch_while(args, dims, cond_graph, body_graph, max_iter=None):
     size, n = axis_size(args, dims), len(args)
     cdims, _ = _fixpoint(body_graph, [], [0 if d is not None else None for d in dims], size, n)
     _, pdims = V.batch_graph(cond_graph, cdims, size)
@@ -87,7 +91,7 @@ def batch_while(args, dims, cond_graph, body_graph):
         carry = _canon(args, dims, size, cdims)
         cg, _ = V.batch_graph(cond_graph, cdims, size)
         bg, _ = V.batch_graph(body_graph, cdims, size, cdims)
-        return lax.multi("while_loop", *carry, cond_graph=cg, body_graph=bg), cdims
+        return lax.multi("while_loop", *carry, cond_graph=cg, body_graph=bg, **_bound(max_iter)), cdims
     # batched predicate: every carry batched; run while any example continues, mask the updates
     carry = _canon(args, dims, size, [0] * n)
     cg, _ = V.batch_graph(cond_graph, [0] * n, size, [0])
@@ -104,7 +108,7 @@ def batch_while(args, dims, cond_graph, body_graph):
         return [lax.select(reshape(p, (size,) + (1,) * (x.ndim - 1)), nx, x) for nx, x in zip(new, xs)]
     cond2 = V.trace_graph(any_cond, types, "cond_graph")
     body2 = V.trace_graph(masked_body, types, "body_graph")
-    return lax.multi("while_loop", *carry, cond_graph=cond2, body_graph=body2), [0] * n
+    return lax.multi("while_loop", *carry, cond_graph=cond2, body_graph=body2, **_bound(max_iter)), [0] * n
 
 
 # ---- scan ------------------------------------------------------------------------------------------
@@ -189,20 +193,21 @@ def _while_infer(ts, attrs):
     return list(ts)
 
 
-def _while_impl(*carry, cond_graph, body_graph):
+def _while_impl(*carry, cond_graph, body_graph, max_iter=None):
     carry = list(carry)
     while bool(_run(cond_graph, carry)[0]):
         carry = _run(body_graph, carry)
     return carry
 
 
-def _while_jvp(primals, tangents, cond_graph, body_graph):
+def _while_jvp(primals, tangents, cond_graph, body_graph, max_iter=None):
     """Carry (primal, tangent) through the loop; the condition reads the primals only."""
     mask = _float_mask(body_graph.in_types)
     body = jvp_graph(body_graph, mask, "body_jvp")
     extra = [Value(t, "") for t, m in zip(body_graph.in_types, mask) if m]
     cg = Graph(cond_graph.name, cond_graph.inputs + extra, cond_graph.nodes, cond_graph.outputs)
-    res = lax.multi("while_loop", *primals, *_zeros_for(tangents, primals), cond_graph=cg, body_graph=body)
+    res = lax.multi("while_loop", *primals, *_zeros_for(tangents, primals), cond_graph=cg, body_graph=body,
+                    **_bound(max_iter))
     n = len(primals)
     return res[:n], _spread(res[n:], mask)
 
@@ -265,17 +270,46 @@ def _static_trip_count(ins, cond_graph, body_graph, limit=1_000_000):
     return n
 
 
-def _while_vjp(ins, outs, douts, cond_graph, body_graph):
-    """Reverse mode needs the trip count at compile time: when the condition only reads a
-    counter that starts from constants, the loop is a scan of that length and differentiates
-    as one. A data-dependent trip count is an error (forward mode still works)."""
+DEFAULT_MAX_ITER = 1000   # set_context(max_call_depth=...)'s default, for loops built without the attribute
+
+
+def _masked_step(cond_graph: Graph, body_graph: Graph) -> Graph:
+    """One step of a bounded loop: the body's update where the condition holds, else the carry."""
+    def step(*xs):
+        p = inline(cond_graph, xs)[0]
+        new = inline(body_graph, xs)
+        return [lax.select(lax.broadcast_to(p, shape=x._type.shape), nx, x) for nx, x in zip(new, xs)]
+    return V.trace_graph(step, body_graph.in_types, body_graph.name + "_masked")
+
+
+def _poison_if(flag, grads: list) -> list:
+    """NaN where `flag` (a bool scalar) holds: the loop ran past the taped bound."""
+    out = []
+    for g in grads:
+        if g is None or not g._type.dtype.is_float:
+            out.append(g)
+            continue
+        nan = lax.full(g._type.shape, float("nan"), g._type.dtype)
+        out.append(lax.select(lax.broadcast_to(flag, shape=g._type.shape), nan, g))
+    return out
+
+
+def _while_vjp(ins, outs, douts, cond_graph, body_graph, max_iter=None):
+    """When the condition only reads a counter that starts from constants, the loop is a scan of
+    that length and differentiates as one. Otherwise (a data-dependent trip count) reverse mode
+    differentiates a bounded loop, MindSpore's way: a scan of `max_iter` masked steps (each
+    applies the body where the condition holds and keeps the carry after it fails), which tapes
+    the carry of every step. If the condition still holds after max_iter steps the taped loop
+    is not the loop that ran, and the gradient is NaN rather than silently truncated."""
     n = _static_trip_count(ins, cond_graph, body_graph)
-    if n is None:
-        raise SporeflowError(
-            "while_loop: reverse-mode differentiation (grad/vjp/jacrev) needs a trip count known at "
-            "compile time, but this loop's condition depends on traced data. Use ops.ForiLoop or ops.Scan "
-            "(static trip count), or forward mode (sf.jvp / sf.jacfwd), which differentiates any while_loop.")
-    return _scan_vjp(ins, outs, douts, body=body_graph, num_carry=len(ins), length=n, reverse=False)
+    if n is not None:
+        return _scan_vjp(ins, outs, douts, body=body_graph, num_carry=len(ins), length=n, reverse=False)
+    bound = DEFAULT_MAX_ITER if max_iter is None else int(max_iter)
+    step = _masked_step(cond_graph, body_graph)
+    final = lax.multi("scan", *ins, body=step, num_carry=len(ins), length=bound, reverse=False)
+    still_running = inline(cond_graph, final)[0]
+    grads = _scan_vjp(ins, final, douts, body=step, num_carry=len(ins), length=bound, reverse=False)
+    return _poison_if(still_running, grads)
 
 
 while_loop = def_op("while_loop", infer=_while_infer, impl=_while_impl, kind=Kind.OPAQUE, compute_in_f32=False,

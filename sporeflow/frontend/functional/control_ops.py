@@ -16,6 +16,7 @@ from ..pytree import tree_flatten, tree_unflatten
 from ..tensor import Tensor
 from .. import jit as _jit   # jit imports autograph, which imports this module: the class is read at call time
 from ...core.trace import Trace, current_trace
+from ...context import get_context
 from ...core.source import user_line_description
 from ._core import tensor
 from .array_ops import stack
@@ -108,7 +109,11 @@ def cond(pred, true_fn: Callable, false_fn: Callable, *operands):
     return tree_unflatten(td_t, outs[:k])
 
 
-def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
+def while_loop(cond_fun: Callable, body_fun: Callable, init_val, max_iter: int | None = None):
+    """`max_iter` bounds reverse mode only (the forward loop runs until the condition fails): a
+    loop whose trip count depends on data is differentiated as a masked scan of max_iter steps
+    (default: set_context(max_call_depth=...), 1000), taping the carry of every step; if the loop
+    ran longer, its gradient is NaN."""
     leaves, td = _leaves(init_val)
     if current_trace() is None:
         val = init_val
@@ -127,7 +132,8 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
     n = len(leaves)
     gc, gb = _widen(gc, n, cc, caps), _widen(gb, n, cb, caps)
     gb = Graph(gb.name, gb.inputs, gb.nodes, gb.outputs + gb.inputs[n:])  # captures pass through
-    outs = lax.multi("while_loop", *leaves, *caps, cond_graph=gc, body_graph=gb)
+    bound = int(max_iter) if max_iter is not None else get_context("max_call_depth")
+    outs = lax.multi("while_loop", *leaves, *caps, cond_graph=gc, body_graph=gb, max_iter=bound)
     return tree_unflatten(td, outs[:n])
 
 
