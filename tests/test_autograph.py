@@ -427,3 +427,32 @@ def test_package_code_reached_through_an_unnormalised_path_is_not_converted():
     f = types.FunctionType(pick.__code__.replace(
         co_filename=os.path.join(ROOT, "bench", "..", "sporeflow", "x.py")), {})
     assert not autograph._convertible(f) and autograph._convertible(pick)
+
+
+def raises_in_branch(x):
+    if x.sum() > 0:
+        raise ValueError("positive input")
+    return x
+
+
+def test_raise_in_a_traced_branch_is_refused_not_raised_for_every_input():
+    with pytest.raises(TracerError, match=r"true branch of the `if` at line \d+ raised ValueError\(positive input\)"):
+        sf.jit(raises_in_branch)(T([-1.0]))
+
+
+COUNTER = 0
+
+
+def bumps_a_global(x):
+    global COUNTER
+    COUNTER += 1                 # outside any traced branch: plain Python, runs at trace time
+    if x.sum() > 0:
+        COUNTER = 100
+        x = x + 1.0
+    return x
+
+
+def test_assigning_a_global_inside_a_traced_branch_is_refused():
+    with pytest.raises(TracerError, match="assigning the global/nonlocal variable `COUNTER`"):
+        sf.jit(bumps_a_global)(T([-1.0]))
+    assert COUNTER == 1

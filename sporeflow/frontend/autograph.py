@@ -391,7 +391,16 @@ class _Converter(ast.NodeTransformer):
             return _located(ast.Expr(value=_call(_attr("setitem_"), self.visit(t.value), self.visit(t.slice),
                                                  node.value)), node)
         node.targets = [self.visit(t) for t in node.targets]
-        return node
+        return self._guard_outer(node, node.targets)
+
+    def _guard_outer(self, node: ast.stmt, targets: list) -> ast.stmt | list:
+        """An assignment to a global/nonlocal name is checked at run time: inside a branch or
+        loop on a traced condition it is a Python side effect, refused."""
+        outer = sorted({n.id for t in targets for n in ast.walk(t)
+                        if isinstance(n, ast.Name) and n.id in self.glob | self.nonloc})
+        if not outer:
+            return node
+        return [_located(ast.Expr(value=_call(_attr("outer_assign"), _const(n))), node) for n in outer] + [node]
 
     def visit_AugAssign(self, node: ast.AugAssign):
         if isinstance(node.target, ast.Attribute):
@@ -399,7 +408,7 @@ class _Converter(ast.NodeTransformer):
             read = ast.Attribute(value=t.value, attr=t.attr, ctx=ast.Load())
             new = ast.BinOp(left=read, op=node.op, right=node.value)
             return self.visit_Assign(_located(ast.Assign(targets=[t], value=new), node))
-        return self.generic_visit(node)
+        return self._guard_outer(self.generic_visit(node), [node.target])
 
     # -- expressions ----------------------------------------------------------------------------
     def visit_IfExp(self, node: ast.IfExp):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Any, Callable, Sequence
 
-from ..errors import TracerError
+from ..errors import SporeflowError, TracerError
 from ..ir import dtypes as D
 from ..core import lax
 from ..core.source import concrete_error, user_line_description
@@ -278,8 +278,24 @@ def ifexp(test, body: Callable, orelse: Callable, line: int):
     return _traced_cond(_pred(test, where), lambda: (body(),), lambda: (orelse(),), (), ("<value>",), where)[0]
 
 
+def _probe_branch(fn: Callable, args: Sequence, where: str, side: str) -> tuple:
+    """_probe, where an exception the branch raises (a `raise`, a failing Python check) is
+    refused: both sides of a traced condition are traced, so it would be raised whichever
+    side runs."""
+    try:
+        return _probe(fn, args)
+    except SporeflowError:
+        raise
+    except Exception as e:   # noqa: BLE001  (re-raised as a TracerError naming the branch)
+        raise TracerError(
+            f"the {side} branch of {where} raised {type(e).__name__}({e}) while it was traced; both "
+            "branches of a condition on a tensor are compiled, so the exception would be raised "
+            "whichever branch runs. Raise only under Python conditions (shapes, flags), or compute "
+            f"a flag tensor and return it instead\n  at {user_line_description()}") from e
+
+
 def _traced_cond(pred, body, orelse, args, names, where):
-    t_out, f_out = _probe(body, args), _probe(orelse, args)
+    t_out, f_out = _probe_branch(body, args, where, "true"), _probe_branch(orelse, args, where, "false")
     fl = _Flat(names, t_out, f_out)
     if fl.names != list(names):
         flat_body = lambda *a: fl.flat(body(*a))       # noqa: E731
@@ -347,6 +363,12 @@ def _side_effect(what: str) -> str:
             f"compiled, so it would run regardless of the condition\n  at {user_line_description()}\n  "
             "Compute new values and assign them to variables (they become the branch outputs), or use "
             "Parameters with ops.assign.")
+
+
+def outer_assign(name: str) -> None:
+    """Before `name = ...` where name is declared global or nonlocal."""
+    if in_traced_branch():
+        raise TracerError(_side_effect(f"assigning the global/nonlocal variable `{name}`"))
 
 
 def setattr_(obj, name: str, value) -> None:
