@@ -102,6 +102,7 @@ _PARALLEL_DEFAULTS: dict[str, Any] = {
     "search_mode": "dynamic_programming",
     "strategy_ckpt_save_file": "",
     "loss_repeated_mean": True,
+    "comm_overlap": True,      # sporeflow's own: all-reduce as start/wait overlapping the backward pass
 }
 _PARALLEL: dict[str, Any] = dict(_PARALLEL_DEFAULTS)
 _PARALLEL_ONLY_STAND_ALONE_OR_DP = (ParallelMode.SEMI_AUTO_PARALLEL, ParallelMode.AUTO_PARALLEL,

@@ -62,6 +62,18 @@ def test_a_rank_changing_its_step_later_fails_everywhere_within_the_timeout():
     assert "CommTimeoutError" in lines[1] and "fingerprint exchange" in lines[1], out
 
 
+def test_overlapped_all_reduce_equals_blocking_and_starts_inside_the_backward_pass():
+    out = mpirun(2, "overlap.py")
+    assert sorted(line for line in out.splitlines() if line.startswith("OK")) == ["OK 0", "OK 1"], out
+    assert "llvm: 4 buckets" in out and "interp: 4 buckets" in out, out
+
+
+def test_dead_rank_during_an_overlapped_step_times_out_in_the_wait():
+    out = mpirun(2, "failures.py", "dead", "llvm", "split")
+    line = next(ln for ln in out.splitlines() if ln.startswith("rank 0:"))
+    assert "CommTimeoutError" in line and "all_reduce(sum)" in line and "within 1.5 s" in line, out
+
+
 def test_hccl_is_refused_and_uninitialised_use_is_explained():
     from sporeflow import communication as C
     from sporeflow.ir import comm

@@ -333,7 +333,8 @@ def _compute_dtype(op, t: TensorType) -> np.dtype:
 
 # ops whose infer/impl need other processes: tested against numpy under mpirun in test_dist.py;
 # print writes to stdout: test_print.py reads what it prints on every backend, under grad and vmap
-ELSEWHERE = {"all_reduce", "all_gather", "broadcast", "reduce_scatter", "print"}
+ELSEWHERE = {"all_reduce", "all_gather", "broadcast", "reduce_scatter", "all_reduce_start", "all_reduce_wait",
+             "print"}
 
 
 def test_every_primitive_has_infer_impl_and_a_generator():

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..context import default_backend, get_context
+from ..context import default_backend, get_auto_parallel_context, get_context
 from ..errors import ShapeError, SporeflowError, TracerError
 from ..ir import comm
 from ..ir.graph import Graph
@@ -226,7 +226,8 @@ class JitFunction:
         pipeline = self.passes.get("pipeline", get_context("pipeline"))
         opt = self.passes.get("opt_level", get_context("opt_level"))
         extra = {"pipeline": pipeline, "disabled": self.passes.get("disabled"),
-                 "opt_level": None if opt == 2 else opt}      # 2: the default level, left out
+                 "opt_level": None if opt == 2 else opt,      # 2: the default level, left out
+                 "comm_overlap": None if get_auto_parallel_context("comm_overlap") else False}
         shown = [f"{k}={list(v) if isinstance(v, (list, tuple)) else v}" for k, v in extra.items()
                  if v is not None and v != ()]
         return key + (f" ({', '.join(shown)})" if shown else "")

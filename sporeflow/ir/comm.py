@@ -205,6 +205,52 @@ def all_reduce(x: np.ndarray, op: str = "sum", group: str | None = None) -> np.n
     return _unbuf(out, x.dtype)
 
 
+# ---- split all-reduce: a non-blocking start and a wait (passes/overlap.py schedules them) -----
+# In flight: the buffer's address -> (request, buffer, description, group, bytes). The start
+# copies its input into the buffer and reduces there in place (MPI_IN_PLACE), so the input may
+# be overwritten as soon as the start returns and only the buffer must outlive the wait: in a
+# compiled step it is the start's output value, live until the wait node reads it.
+IN_FLIGHT: dict[int, tuple] = {}
+
+
+def _addr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def start_all_reduce(x: np.ndarray, buf: np.ndarray, op: str = "sum", group: str | None = None) -> np.ndarray:
+    """Start all_reduce(x) into `buf` (same shape and dtype; may be x itself) and return `buf`
+    without waiting; `wait_all_reduce(buf, ...)` completes it. A bool buffer (no MPI logical
+    type on uint8 in place) is reduced at once."""
+    c = comm(group, "all_reduce")
+    if x.dtype == np.bool_:
+        buf[...] = all_reduce(x, op, group)
+        return buf
+    if _addr(x) != _addr(buf):
+        np.copyto(buf, x)
+    req = c.Iallreduce(WORLD.mpi.IN_PLACE, buf, _mpi_op(op))
+    IN_FLIGHT[_addr(buf)] = (req, buf, f"all_reduce({op})", group, buf.nbytes)   # a stale entry
+    return buf                                                  # (a step that raised) is replaced
+
+
+def wait_all_reduce(buf: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Wait, with the deadline, for the all-reduce started into `buf`; copy it into `out` when given."""
+    entry = IN_FLIGHT.pop(_addr(buf), None)
+    if entry is not None:
+        req, _, what, group, nbytes = entry
+        _wait(req, what, group, nbytes)
+    if out is None or _addr(out) == _addr(buf):
+        return buf
+    np.copyto(out, buf)
+    return out
+
+
+def progress() -> None:
+    """Drive MPI's progress engine for the collectives in flight (MPICH progresses a
+    non-blocking collective only inside MPI calls unless MPICH_ASYNC_PROGRESS=1)."""
+    for req, *_ in list(IN_FLIGHT.values()):
+        req.Test()
+
+
 def all_gather(x: np.ndarray, group: str | None = None) -> np.ndarray:
     c = comm(group, "all_gather")
     src = _buf(x)

@@ -12,13 +12,16 @@ from typing import Sequence
 
 from ..context import get_context
 from ..ir.graph import Graph
-from . import amp, fusion, simplify  # noqa: F401  (register "amp"; "fuse"; "dce", "cse", ..., "simplify")
+from . import amp, fusion, overlap, simplify  # noqa: F401  (register "amp"; "fuse"; "overlap_collectives";
+                                                 # "dce", "cse", ..., "simplify")
 from .manager import PassInfo, PassManager, get_pass
 
-_NATIVE = ["simplify", "fuse"]
+# overlap_collectives (all_reduce -> start/wait) runs last, on the interpreter too: it returns a
+# graph without all_reduce unchanged.
+_NATIVE = ["simplify", "fuse", "overlap_collectives"]
 
 PIPELINES: dict[str, list[str]] = {
-    "interp": [],
+    "interp": ["overlap_collectives"],
     "llvm": list(_NATIVE),
     "cuda": list(_NATIVE),
     "cuda-emulated": list(_NATIVE),     # the same graph a GPU gets, run by the CPU emulator

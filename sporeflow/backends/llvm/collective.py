@@ -5,7 +5,10 @@ reference implementation (ir/comm.py: non-blocking MPI with a deadline) on the b
 Why a callback rather than MPI's C API from the IR: the MPI handle types differ between MPI
 ABIs (int in MPICH, pointers in Open MPI) and a timeout needs MPI_Test polling with a clock;
 the callback reuses the interpreter's exact code path, so both backends give the same bits and
-the same CommTimeoutError. Its cost is one Python call per collective (~10 us), small beside a
+the same CommTimeoutError. The split all-reduce works on the step's own buffers: the start
+copies its operand into its output slot and starts MPI there in place (the slot stays live
+until the wait node reads it, so nothing else is planned into it); the wait completes it and
+copies it into the wait's output. Its cost is one Python call per collective (~10 us), small beside a
 bucket's all-reduce. An error inside the callback cannot unwind through native frames: it is
 kept, later collectives of that call are skipped, and the executable raises it on return.
 """
@@ -15,6 +18,7 @@ import ctypes
 
 import numpy as np
 
+from ...ir import comm
 from ...ir.graph import Node
 from ...ir.types import TensorType
 
@@ -24,6 +28,11 @@ _CALLS: list[tuple] = []          # id -> (opdef, attrs, in type, out type)
 _IDS: dict[tuple, int] = {}
 _PENDING: list[BaseException] = []
 _callback = None
+# ops that work on the step's buffers themselves (the operand is not copied first)
+_ON_BUFFERS = {
+    "all_reduce_start": lambda src, dst, a: comm.start_all_reduce(src, dst, a["op"], a["group"]),
+    "all_reduce_wait": lambda src, dst, a: comm.wait_all_reduce(src, dst),
+}
 
 
 def _view(ptr: int, t: TensorType) -> np.ndarray:
@@ -38,8 +47,12 @@ def _run(call_id: int, src: int, dst: int) -> int:
         return 1
     opdef, attrs, tin, tout = _CALLS[call_id]
     try:
-        res = opdef.run([_view(src, tin).copy()], attrs, [tin], [tout])[0]
-        _view(dst, tout)[...] = res
+        on_buffers = _ON_BUFFERS.get(opdef.name)
+        if on_buffers is not None:
+            on_buffers(_view(src, tin), _view(dst, tout), attrs)
+        else:
+            res = opdef.run([_view(src, tin).copy()], attrs, [tin], [tout])[0]
+            _view(dst, tout)[...] = res
     except BaseException as e:   # noqa: BLE001  (re-raised by raise_pending on return to Python)
         _PENDING.append(e)
         return 1
@@ -74,4 +87,5 @@ def lower_collective(fx, node: Node, ins, outs) -> None:
     b.op(f"call i32 @{_SYMBOL}(i64 {_IDS[key]}, ptr {ins[0]}, ptr {outs[0]})")
 
 
-RULES = {name: lower_collective for name in ("all_reduce", "all_gather", "broadcast", "reduce_scatter")}
+RULES = {name: lower_collective for name in ("all_reduce", "all_gather", "broadcast", "reduce_scatter",
+                                             "all_reduce_start", "all_reduce_wait")}
