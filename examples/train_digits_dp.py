@@ -83,6 +83,8 @@ def main(argv=None) -> float:
     ap.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bytes per all-reduce bucket")
     ap.add_argument("--check", action="store_true", help="compare with single-process training on rank 0")
     ap.add_argument("--ckpt-dir", default=None)
+    ap.add_argument("--no-overlap", action="store_true",
+                    help="blocking all-reduces where the graph puts them (default: start/wait overlapped)")
     args = ap.parse_args(argv)
 
     comm.init()
@@ -91,7 +93,8 @@ def main(argv=None) -> float:
         raise SystemExit(f"--global-batch {args.global_batch} does not split over {size} processes")
     sf.set_context(mode=sf.GRAPH_MODE, device_target="CPU")
     sf.set_auto_parallel_context(parallel_mode=sf.ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                 comm_fusion={"allreduce": {"mode": "size", "config": args.bucket_mb}})
+                                 comm_fusion={"allreduce": {"mode": "size", "config": args.bucket_mb}},
+                                 comm_overlap=not args.no_overlap)
 
     (x, y), _ = ds.load_digits_split(test_fraction=0.2, seed=1)
     order = np.random.default_rng(0).permutation(len(y))      # one shuffle, the same on every rank

@@ -17,7 +17,8 @@ starts and waits it reproduces the original order exactly.
 Not split: half-precision and bool all-reduces (MPI has no float16 sum; the gradient reducer
 syncs half gradients in float32 anyway). Off with set_auto_parallel_context(comm_overlap=False)
 (every all-reduce then blocks where the graph puts it) or sf.jit(..., disabled=["overlap_collectives"]).
-Runs last in the native pipelines (after fusion, which may regroup nodes).
+Runs last in every default pipeline (after fusion, which may regroup nodes) once the communication
+world is initialised, the interpreter included; single-process pipelines do not list it.
 """
 from __future__ import annotations
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..context import get_context
+from ..context import get_auto_parallel_context, get_context
+from ..ir import comm
 from ..ir.graph import Graph
 from . import amp, fusion, overlap, simplify  # noqa: F401  (register "amp"; "fuse"; "overlap_collectives";
                                                  # "dce", "cse", ..., "simplify")
 from .manager import PassInfo, PassManager, get_pass
 
-# overlap_collectives (all_reduce -> start/wait) runs last, on the interpreter too: it returns a
-# graph without all_reduce unchanged.
-_NATIVE = ["simplify", "fuse", "overlap_collectives"]
+_NATIVE = ["simplify", "fuse"]
 
 PIPELINES: dict[str, list[str]] = {
-    "interp": ["overlap_collectives"],
+    "interp": [],
     "llvm": list(_NATIVE),
     "cuda": list(_NATIVE),
     "cuda-emulated": list(_NATIVE),     # the same graph a GPU gets, run by the CPU emulator
@@ -37,6 +36,8 @@ def resolve(backend: str, pipeline: Sequence[str] | None = None, disabled: Seque
         pipeline = get_context("pipeline")
     explicit = pipeline is not None
     names = list(pipeline) if explicit else list(PIPELINES.get(backend, PIPELINES["llvm"]))
+    if not explicit and comm.initialized() and get_auto_parallel_context("comm_overlap"):
+        names.append("overlap_collectives")   # last, interpreter included: all_reduce -> start/wait
     for n in list(names) + list(disabled):
         if not isinstance(n, PassInfo):
             get_pass(n)
