@@ -1,5 +1,5 @@
 """Collectives in LLVM-compiled steps: the generated code calls out, at the node's place in the
-step, to one C-callable callback (`sporeflow_collective(id, in, out)`) that runs the node's
+step, to one C-callable callback (`sporeflow_collective(id, in, out)`, through host_callback.py) that runs the node's
 reference implementation (ir/comm.py: non-blocking MPI with a deadline) on the buffers.
 
 Why a callback rather than MPI's C API from the IR: the MPI handle types differ between MPI
@@ -16,18 +16,10 @@ from __future__ import annotations
 
 import ctypes
 
-import numpy as np
-
 from ...ir import comm
 from ...ir.graph import Node
-from ...ir.types import TensorType
+from .host_callback import HostCallback, keep, pending, view
 
-_CALLBACK_T = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
-_SYMBOL = "sporeflow_collective"
-_CALLS: list[tuple] = []          # id -> (opdef, attrs, in type, out type)
-_IDS: dict[tuple, int] = {}
-_PENDING: list[BaseException] = []
-_callback = None
 # ops that work on the step's buffers themselves (the operand is not copied first)
 _ON_BUFFERS = {
     "all_reduce_start": lambda src, dst, a: comm.start_all_reduce(src, dst, a["op"], a["group"]),
@@ -35,56 +27,34 @@ _ON_BUFFERS = {
 }
 
 
-def _view(ptr: int, t: TensorType) -> np.ndarray:
-    n = t.size * np.dtype(t.dtype.storage).itemsize
-    if n == 0:
-        return np.empty(t.shape, t.dtype.storage)
-    return np.frombuffer((ctypes.c_uint8 * n).from_address(ptr), t.dtype.storage).reshape(t.shape)
-
-
 def _run(call_id: int, src: int, dst: int) -> int:
-    if _PENDING:
+    if pending():      # an earlier collective of this call failed: skip the rest
         return 1
-    opdef, attrs, tin, tout = _CALLS[call_id]
+    opdef, attrs, tin, tout = _CALLBACK.records[call_id]
     try:
         on_buffers = _ON_BUFFERS.get(opdef.name)
         if on_buffers is not None:
-            on_buffers(_view(src, tin), _view(dst, tout), attrs)
+            on_buffers(view(src, tin), view(dst, tout), attrs)
         else:
-            res = opdef.run([_view(src, tin).copy()], attrs, [tin], [tout])[0]
-            _view(dst, tout)[...] = res
-    except BaseException as e:   # noqa: BLE001  (re-raised by raise_pending on return to Python)
-        _PENDING.append(e)
+            res = opdef.run([view(src, tin).copy()], attrs, [tin], [tout])[0]
+            view(dst, tout)[...] = res
+    except BaseException as e:   # noqa: BLE001  (re-raised by host_callback.raise_pending on return)
+        keep(e)
         return 1
     return 0
 
 
-def _ensure_symbol() -> None:
-    global _callback
-    if _callback is None:
-        import llvmlite.binding as llvm
-        _callback = _CALLBACK_T(_run)
-        llvm.add_symbol(_SYMBOL, ctypes.cast(_callback, ctypes.c_void_p).value)
-
-
-def raise_pending() -> None:
-    """Re-raise, in Python, the first error a collective met during the native call."""
-    if _PENDING:
-        e = _PENDING[0]
-        _PENDING.clear()
-        raise e
+_CALLBACK = HostCallback("sporeflow_collective",
+                         ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p), _run)
 
 
 def lower_collective(fx, node: Node, ins, outs) -> None:
-    _ensure_symbol()
     tin, tout = node.inputs[0].type, node.outputs[0].type
-    key = (node.op, tuple(sorted(node.attrs.items())), tin, tout)
-    if key not in _IDS:
-        _IDS[key] = len(_CALLS)
-        _CALLS.append((node.opdef, dict(node.attrs), tin, tout))
+    call_id = _CALLBACK.record((node.op, tuple(sorted(node.attrs.items())), tin, tout),
+                               (node.opdef, dict(node.attrs), tin, tout))
     b = fx.b
-    b.module.declare(f"declare i32 @{_SYMBOL}(i64, ptr, ptr)")
-    b.op(f"call i32 @{_SYMBOL}(i64 {_IDS[key]}, ptr {ins[0]}, ptr {outs[0]})")
+    b.module.declare(f"declare i32 @{_CALLBACK.name}(i64, ptr, ptr)")
+    b.op(f"call i32 @{_CALLBACK.name}(i64 {call_id}, ptr {ins[0]}, ptr {outs[0]})")
 
 
 RULES = {name: lower_collective for name in ("all_reduce", "all_gather", "broadcast", "reduce_scatter",

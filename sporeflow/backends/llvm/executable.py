@@ -15,7 +15,7 @@ import numpy as np
 
 from ...ir.graph import Graph
 from ..base import check_inputs
-from . import collective, host_print, jit
+from . import host_callback, jit
 from .codegen import generate
 
 POOL_MIN_BYTES = 1 << 16   # smaller outputs come from malloc's free lists anyway
@@ -72,8 +72,7 @@ class LLVMExecutable:
                     for j, (shape, dt) in enumerate(self._out_types)]
             outs_p = (ctypes.c_void_p * max(self._n_out, 1))(*[o.ctypes.data for o in outs])
             self._fn(ctypes.addressof(ins_p), ctypes.addressof(outs_p), self._arena.ctypes.data)
-            collective.raise_pending()
-            host_print.raise_pending()
+            host_callback.raise_pending()
             for j, o in enumerate(outs):
                 if j not in self.donated and o.nbytes >= POOL_MIN_BYTES:
                     self._pool.setdefault(j, []).insert(0, o)
