@@ -13,6 +13,11 @@ follows when it allocates. Rules:
     computes into scratch, which is the renderer's side of the contract).
 Each in-place write and each reuse of a freed buffer is one opt-bisect step (passes/bisect.py):
 past the limit the value gets a buffer of its own, which is always correct.
+
+Why the LLVM code generator calls this itself rather than running it as a named pipeline pass:
+the plan is per generated function, and the backend decides which subgraphs become functions and
+which scan carries it donates; a pass ahead of codegen would have to repeat those decisions, and
+codegen would still need a fallback for graphs compiled without it.
 """
 from __future__ import annotations
 
