@@ -1,7 +1,8 @@
 """Host-adaptive code generation: the vector width follows the host (AVX-512 where present) and
 SPOREFLOW_MAX_VECTOR_WIDTH=256 forces the AVX2 path; on both, the float32 gelu*sigmoid chain
 kernel is vector code with the exp polynomial inlined (no scalar libm call), and the setting is
-part of the object cache key."""
+part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
+the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain."""
 import math
 import re
 
@@ -49,6 +50,40 @@ def test_chain_kernel_vectorizes(monkeypatch, width):
     assert len(re.findall(rf"v(?:fmadd|fnmadd)\w*ps\s+[^\n]*%{reg}", asm)) >= 8, "no vector FMAs"
     if width == "256":
         assert "%zmm" not in asm
+
+
+ROW_CASES = {"sum": (lambda a: ops.sum(a, 1), lambda a: a.sum(1), r"vaddps"),
+             "amax": (lambda a: ops.amax(a, 1), lambda a: a.max(1), r"vmaxps"),
+             "amin": (lambda a: ops.amin(a, 1), lambda a: a.min(1), r"vminps"),
+             "softmax": (lambda a: ops.softmax(a, -1), None, r"vmaxps")}
+
+
+@pytest.mark.parametrize("width", ["256", "512"])
+@pytest.mark.parametrize("case", sorted(ROW_CASES))
+@pytest.mark.parametrize("cols", [64, 3000])
+def test_row_reductions_vectorize(monkeypatch, width, case, cols):
+    """Short constant row lengths used to be fully unrolled before the loop vectorizer saw them
+    (a serial scalar chain), and a max beside its NaN flag stayed scalar: both read in the asm."""
+    host_bits = hostcpu._resolve("", "").vector_bits
+    if int(width) > host_bits:
+        pytest.skip(f"host has no {width}-bit vectors (max {host_bits})")
+    monkeypatch.setenv("SPOREFLOW_MAX_VECTOR_WIDTH", width)
+    fn, ref, vec_op = ROW_CASES[case]
+    x = np.random.default_rng(1).standard_normal((64, cols)).astype(np.float32)
+    x[5, 17] = np.nan
+    f = sf.jit(fn, backend="llvm")
+    out = f(sf.Tensor(x)).asnumpy()
+    if ref is not None:
+        np.testing.assert_allclose(out, ref(x.astype(np.float64)), rtol=1e-5, atol=1e-4)
+        assert np.isnan(out[5]) and not np.isnan(np.delete(out, 5)).any()
+    (c,) = f._cache.values()
+    reg = "zmm" if width == "512" else "ymm"
+    asm = c.executable.asm
+    assert re.search(rf"{vec_op}\s+[^\n]*%{reg}", asm), f"no vector {vec_op} on %{reg}"
+    # an unrolled scalar chain reads element after element from memory; the horizontal sums
+    # at the end of each row work on registers
+    scalar_reads = re.findall(r"v(?:movss|addss|maxss|minss)\s+-?\d*\(%", asm)
+    assert len(scalar_reads) < 8, f"{len(scalar_reads)} scalar element reads: a scalar chain in the row kernel"
 
 
 def test_width_setting_is_in_the_cache_key(monkeypatch):

@@ -217,7 +217,7 @@ def _emit_row(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
                     for n in pass_reds:
                         if _is_fsum(n):
                             kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])
-                    with kb.loop(bend, "j", start=b0 if blocked else 0) as j:
+                    with kb.loop(bend, "j", start=b0 if blocked else 0, vector_reduction=bool(pass_reds)) as j:
                         em.memo = dict(row_memo)
                         em.j = j
                         em.saved = {key: bufs[key] for key in bufs if plan.level[key] < p}
@@ -428,11 +428,13 @@ def _accumulate(kb: FnBuilder, n: Node, x: str, slot: str, nan_slot: str | None 
     a = kb.load(ty, slot)
     kind = REDUCE_OPS[n.op]
     if nan_slot is not None:
-        fn = "maxnum" if kind == "max" else "minnum"
-        kb.module.declare(f"declare {ty} @llvm.{fn}.{_SUF[ty]}({ty}, {ty})")
-        # nnan lets LLVM vectorize the reduction; a NaN input makes `r` poison, but then the
-        # NaN flag is set and the final select returns NaN without looking at `r`
-        r = kb.op(f"call nnan {ty} @llvm.{fn}.{_SUF[ty]}({ty} {a}, {ty} {x})")
+        # compare + select with nnan nsz: the form LLVM's loop vectorizer recognizes as a float
+        # max/min reduction next to the NaN flag's or-reduction (llvm.maxnum beside that flag
+        # stayed scalar on LLVM 20: 93 ms for a 4096^2 row max). A NaN input makes `r` poison,
+        # but then the flag is set and the final select returns NaN without looking at `r`
+        pred = "ogt" if kind == "max" else "olt"
+        keep = kb.op(f"fcmp nnan nsz {pred} {ty} {a}, {x}")
+        r = kb.op(f"select nnan nsz i1 {keep}, {ty} {a}, {ty} {x}")
         kb.store(ty, r, slot)
         isnan = kb.op(f"zext i1 {kb.op(f'fcmp uno {ty} {x}, 0.0')} to i8")
         kb.store("i8", kb.op(f"or i8 {kb.load('i8', nan_slot)}, {isnan}"), nan_slot)
