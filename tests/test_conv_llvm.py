@@ -53,3 +53,28 @@ def test_wide_kernels_use_the_transposed_panel(xs, ws, pad):
     exe = get_backend("llvm").compile(g)
     assert "(transposed panel)" in exe.source
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dt", [float32, float64])
+@pytest.mark.parametrize("xs,ws,pad,marker", [
+    ((1, 8, 34, 34), (3, 8, 30, 29), (0, 0, 0, 0), "dot-product gemm"),        # chunks, m/n remainders
+    ((1, 8, 36, 36), (6, 8, 32, 32), (1, 0, 2, 1), "dot-product gemm"),        # padded
+    ((1, 8, 9, 9), (5, 8, 3, 3), (1, 1, 1, 1), "channel chunks"),              # chunks through BLAS (lda)
+    ((3, 16, 20, 20), (5, 16, 17, 17), (0, 0, 0, 0), "dot-product gemm")])     # one per image
+def test_weight_gradient_shapes(monkeypatch, dt, xs, ws, pad, marker):
+    """The paths autodiff's weight gradients take: one image split into channel chunks (partial
+    outputs summed in a fixed order) and the long-k dot-product kernel for wide kernels."""
+    from sporeflow.backends import get_backend
+    from sporeflow.backends.llvm import parallel
+    if not parallel.gomp_available():
+        pytest.skip("no libgomp: single images are not split")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    b = GraphBuilder("conv")
+    x, w = b.add_input(TensorType(xs, dt)), b.add_input(TensorType(ws, dt))
+    g = b.finish(b.emit("conv2d", [x, w], dict(stride=(1, 1), padding=pad, dilation=(1, 1), groups=1)))
+    rng = np.random.default_rng(2)
+    args = [rng.standard_normal(xs).astype(dt.storage), rng.standard_normal(ws).astype(dt.storage)]
+    exe = get_backend("llvm").compile(g)
+    assert marker in exe.source
+    tol = 2e-4 if dt is float32 else 1e-10
+    np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)

@@ -144,14 +144,15 @@ class FnBuilder:
     # -- control flow -----------------------------------------------------------------------
     @contextlib.contextmanager
     def loop(self, n: int | str, hint: str = "i", start: int | str = 0, step: int = 1,
-             vector_reduction: bool = False) -> Iterator[str]:
+             vector_reduction: int = 0) -> Iterator[str]:
         """for (i = start; i < n; i += step) { body }  (signed i64 compare).
 
         vector_reduction: the loop carries a float reduction that must reach LLVM's loop
-        vectorizer intact. A short constant trip count is otherwise fully unrolled first and
+        vectorizer intact; the value is the interleave count (independent vector accumulators
+        per reduction: 4 for one sum, fewer when the loop carries several). A short constant trip count is otherwise fully unrolled first and
         left to the SLP vectorizer, which turned a 64-element partial sum into a serial chain
         of scalar adds and a 1024-element one into a 2x slower jumble (sum over rows of a
-        4096^2 matrix: 6.1 and 4.6 ms against 2.4 ms); see ModuleBuilder.REDUCTION_LOOP."""
+        4096^2 matrix: 6.1 and 4.6 ms against 2.4 ms); see ModuleBuilder.loop_metadata."""
         pre = self.block
         head, body, latch, done = self.label("head"), self.label("body"), self.label("latch"), self.label("done")
         i, nxt = self.tmp(hint), self.tmp(hint + "n")
@@ -166,7 +167,7 @@ class FnBuilder:
         self.start_block(latch)
         self.emit(f"{nxt} = add nuw nsw i64 {i}, {step}")
         if vector_reduction:
-            self.emit(f"br label %{head}, !llvm.loop {self.module.loop_metadata()}")
+            self.emit(f"br label %{head}, !llvm.loop {self.module.loop_metadata(vector_reduction)}")
         else:
             self.br(head)
         self.start_block(done)
@@ -211,18 +212,15 @@ class ModuleBuilder:
         self._n += 1
         return f"{hint}{self._n}"
 
-    # no full unroll before vectorizing; interleave 4 = four independent vector accumulators
-    REDUCTION_LOOP = ('!{!"llvm.loop.unroll.disable"}',
-                      '!{!"llvm.loop.interleave.count", i32 4}')
-
-    def loop_metadata(self) -> str:
-        """A fresh distinct loop id (LLVM requires one per loop) carrying REDUCTION_LOOP."""
+    def loop_metadata(self, interleave: int) -> str:
+        """A fresh distinct loop id (LLVM requires one per loop): no full unroll before the loop
+        vectorizer sees the loop, then `interleave` vector accumulators per reduction."""
         if not self.metadata:
-            self.metadata = [f"!{k + 1} = {m}" for k, m in enumerate(self.REDUCTION_LOOP)]
+            self.metadata = ['!1 = !{!"llvm.loop.unroll.disable"}']
         self._md += 1
-        name = f"!{len(self.REDUCTION_LOOP) + self._md}"
-        hints = ", ".join(f"!{k + 1}" for k in range(len(self.REDUCTION_LOOP)))
-        self.metadata.append(f"{name} = distinct !{{{name}, {hints}}}")
+        name, count = f"!{2 * self._md}", f"!{2 * self._md + 1}"
+        self.metadata += [f'{count} = !{{!"llvm.loop.interleave.count", i32 {interleave}}}',
+                          f"{name} = distinct !{{{name}, !1, {count}}}"]
         return name
 
     def render(self) -> str:
