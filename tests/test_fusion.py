@@ -256,3 +256,28 @@ def test_post_dominators_equal_networkx_on_random_dags():
         want = {k: v for k, v in nx.immediate_dominators(g, F._SINK).items() if k != F._SINK}
         got = {k: v for k, v in F._post_dominators(SimpleNamespace(succ=succ, outs=outs)).items() if k != F._SINK}
         assert got == want, (succ, outs)
+
+
+def test_work_above_an_upsampling_broadcast_is_materialized_not_repeated():
+    """A chain of real work feeding a broadcast that multiplies the element count would run
+    once per element of the expanded domain inside one kernel: fusion refuses the merge
+    (category "recompute") and the chain gets its own kernel on the small domain; a single
+    cheap op above the broadcast still fuses."""
+    def heavy(x, y):
+        small = ops.exp(ops.log(ops.abs(x) + 1.0) * 0.5)                     # 4 ops on [16, 8]
+        return ops.broadcast_to(ops.reshape(small, (16, 1, 8)), (16, 32, 8)) * y
+
+    def light(x, y):
+        return ops.broadcast_to(ops.reshape(x * 2.0, (16, 1, 8)), (16, 32, 8)) * y
+    x = sf.Tensor(RNG.standard_normal((16, 8)).astype(np.float32))
+    y = sf.Tensor(RNG.standard_normal((16, 32, 8)).astype(np.float32))
+    reasons = []
+    g, args = _trace(heavy, x, y)
+    fg = verify(fuse(g, record=lambda ev, **kw: reasons.append(kw.get("category")) if ev == "refuse" else None))
+    for a, b in zip(run_graph(g, args), run_graph(fg, args), strict=True):
+        np.testing.assert_array_equal(a, b)
+    big = [members for _, kind, members in fused_summary(fg) if "broadcast_to" in members and "mul" in members]
+    assert big and all("exp" not in m and "log" not in m for m in big), fused_summary(fg)
+    assert "recompute" in reasons
+    fl = _check_same(*_trace(light, x, y))
+    assert len(fused_summary(fl)) == 1, fused_summary(fl)

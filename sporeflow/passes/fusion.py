@@ -21,7 +21,8 @@ Decisions can be recorded (sporeflow-ir explain): `fuse(graph, record=fn)` calls
   fn("merge", phase=, rule=, src=, dst=, via=)      for every merge made (nodes, `via` the path),
   fn("refuse", phase=, src=, dst=, category=, reason=)   for every candidate turned down, where
       category is what decided: "kind lattice", "post-dominator", "master" (one matmul/conv per
-      group), "size limit", "row domain", "cycle" (the union would not be convex or would feed
+      group), "size limit", "recompute" (an upsampling broadcast or pad would repeat real
+      work per element), "row domain", "cycle" (the union would not be convex or would feed
       its own master) or "bisect" (the opt-bisect limit skipped it);
   fn("partition", graph=, nodes=, succ=, groups=, kinds=)   once per (sub)graph, the result.
 With record=None (the default) no reason is computed. Every merge asks the pass manager's
@@ -166,12 +167,49 @@ def _check_path(p: _Partition, src: int, dst: int, path_max: Kind, sink_max: Kin
                      if bad else f"the post-dominator {p.describe(dst)} is above {sink_max.name}")
         return None
     roots = {p.find(u) for u in mids + [src, dst]}
+    costly = _recomputed_work(p, roots)
+    if costly is not None:
+        if p.record is not None:
+            p.refuse(phase, src, dst, "recompute", costly)
+        return None
     size = sum(p.groups[r].size for r in roots)
     if size > MAX_GROUP_NODES:
         if p.record is not None:
             p.refuse(phase, src, dst, "size limit", f"the union would have {size} > {MAX_GROUP_NODES} nodes")
         return None
     return mids
+
+
+RECOMPUTE_LIMIT = 2      # computing ops upstream of an expanding broadcast in one kernel
+_FREE = ("reshape", "broadcast_to", "cast", "stop_gradient")
+_EXPANDING = ("broadcast_to", "pad")     # ops whose output can have many more elements than their input
+
+
+def _recomputed_work(p: _Partition, roots: set[int]) -> str | None:
+    """Why the union of these groups would recompute real work per element of an expanded
+    domain, or None. A fused kernel evaluates every member once per element of its domain, so
+    a broadcast_to or pad that multiplies the element count (an upsampling: max-pool's
+    gradient spreads each window's masked gradient over the window with interior pads) repeats
+    everything above it in the kernel, once per element and per pad operand: past
+    RECOMPUTE_LIMIT ops the value is cheaper to materialize (LeNet's pool gradient kernel
+    evaluated all four window offsets' mask chains for each of its 301K elements)."""
+    members = {u for r in roots for u in p.groups[r].members}
+    for b in members:
+        n = p.nodes[b]
+        if n.op not in _EXPANDING or n.outputs[0].type.size < 2 * max(n.inputs[0].type.size, 1):
+            continue
+        seen, stack, work = set(), [u for u in p.pred[b] if u in members], 0
+        while stack:
+            u = stack.pop()
+            if u in seen:
+                continue
+            seen.add(u)
+            work += p.nodes[u].op not in _FREE
+            stack.extend(v for v in p.pred[u] if v in members and v not in seen)
+        if work >= RECOMPUTE_LIMIT:
+            return (f"{n.op} {n.inputs[0].type} -> {n.outputs[0].type} would repeat {work} ops "
+                    f"per element (limit {RECOMPUTE_LIMIT})")
+    return None
 
 
 def _commit(p: _Partition, src: int, dst: int, mids: list[int], phase: int, rule: str) -> None:
