@@ -52,7 +52,11 @@ def loop_nest(body: Graph) -> LoopNest:
         return NONE
     epi = [n for n in nodes if n is not master]
     reds = [n for n in epi if REGISTRY[n.op].monoid is not None]
-    shapes = [v.type.shape for n in epi for v in n.outputs] + [v.type.shape for n in reds for v in n.inputs]
+    # a reduction without keepdims drops axes, so its result does not align with the domain
+    # by trailing dims (it is one value per row of it): only its input says what D is
+    squeezed = {id(n.outputs[0]) for n in reds if not n.attrs.get("keepdims", False)}
+    shapes = [v.type.shape for n in epi for v in n.outputs if id(v) not in squeezed] + \
+        [v.type.shape for n in reds for v in n.inputs]
     if not shapes:
         return NONE
     rank = max(len(s) for s in shapes)
