@@ -48,7 +48,7 @@ def test_digits_cnn_trains_on_gpu_emulator_like_cpu():
     np.testing.assert_allclose(gpu, cpu, rtol=2e-4, atol=2e-4)
     for p, q in zip(cpu_net.trainable_params(), gpu_net.trainable_params(), strict=True):
         assert get_backend("cuda-emulated").device.is_array(q._data)     # updated in place on the device
-        np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-3, atol=2e-4)   # the loss curve's bound: sums in another order
 
 
 def test_eager_ops_on_gpu_run_kernels_and_stay_on_device():
