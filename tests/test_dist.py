@@ -74,6 +74,12 @@ def test_dead_rank_during_an_overlapped_step_times_out_in_the_wait():
     assert "CommTimeoutError" in line and "all_reduce(sum)" in line and "within 1.5 s" in line, out
 
 
+def test_cuda_program_collectives_on_device_buffers_through_the_nccl_interface():
+    out = mpirun(2, "nccl_emulated.py")
+    assert sorted(line for line in out.splitlines() if line.startswith("OK")) == ["OK 0", "OK 1"], out
+    assert "device path: 3 buckets, 9 NCCL all-reduces in 3 steps" in out, out
+
+
 def test_hccl_is_refused_and_uninitialised_use_is_explained():
     from sporeflow import communication as C
     from sporeflow.ir import comm
@@ -82,6 +88,21 @@ def test_hccl_is_refused_and_uninitialised_use_is_explained():
     if not comm.initialized():
         with pytest.raises(C.CommError, match="call sporeflow.communication.init"):
             C.get_rank()
+
+
+def test_nccl_without_a_gpu_is_refused_before_mpi_starts():
+    from sporeflow import communication as C
+    from sporeflow.ir import comm
+    try:
+        import cupy
+        if cupy.cuda.is_available():
+            pytest.skip("a CUDA device is present: init('nccl') would succeed")
+    except ImportError:
+        pass
+    was = comm.initialized()
+    with pytest.raises(C.CommError, match=r"init\('nccl'\): .*(CuPy|NCCL library|CUDA device)"):
+        C.init("nccl")
+    assert comm.initialized() == was and comm.WORLD.nccl is None
 
 
 @pytest.mark.parametrize("n,backend", [(2, "llvm"), (4, "interp")])

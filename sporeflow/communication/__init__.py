@@ -35,6 +35,8 @@ def init(backend_name: str | None = None, timeout: float | None = None) -> None:
         name = "mpi"
     if name not in _WORLD_GROUPS:
         raise CommError(f"init({backend_name!r}): unknown backend; use 'mpi' (CPU) or 'nccl' (GPU)")
+    if name == "nccl":
+        _nccl.check_available()                    # before MPI: a refusal leaves nothing initialised
     _comm.init_mpi(_WORLD_GROUPS[name], timeout)    # NCCL bootstraps its unique id over MPI too
     if name == "nccl":
         _nccl.init_nccl(_comm.WORLD)

@@ -10,7 +10,10 @@ def _cupy():
         import cupy
         from cupy.cuda import nccl
     except ImportError as e:
-        raise CommError("init('nccl'): needs CuPy with NCCL (pip install -e \".[gpu]\")") from e
+        raise CommError("init('nccl'): needs CuPy (pip install -e \".[gpu,nccl]\")") from e
+    if not getattr(nccl, "available", False):
+        raise CommError("init('nccl'): CuPy found no NCCL library; install the nccl extra "
+                        "(pip install -e \".[gpu,nccl]\": the nvidia-nccl-cu13 wheel)")
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:   # CUDARuntimeError without a driver
@@ -18,6 +21,11 @@ def _cupy():
     if n == 0:
         raise CommError("init('nccl'): no CUDA device found; use init() for MPI on CPU")
     return cupy, nccl, n
+
+
+def check_available() -> None:
+    """Raise CommError naming what is missing (CuPy, the NCCL library, a CUDA device)."""
+    _cupy()
 
 
 def init_nccl(world) -> None:
@@ -29,4 +37,5 @@ def init_nccl(world) -> None:
     node.Free()
     uid = nccl.get_unique_id() if mpi_world.Get_rank() == 0 else None
     uid = mpi_world.bcast(uid, root=0)
+    world.nccl_api, world.nccl_memory = nccl, "cuda"
     world.nccl = nccl.NcclCommunicator(mpi_world.Get_size(), uid, mpi_world.Get_rank())

@@ -42,7 +42,10 @@ class World:
     ranks: dict = field(default_factory=dict)    # name -> world ranks in the group
     timeout: float = DEFAULT_TIMEOUT
     mpi: object = None                # the mpi4py.MPI module once initialised
-    nccl: object = None               # a cupy NcclCommunicator after init("nccl")
+    nccl: object = None               # a cupy NcclCommunicator over the world after init("nccl")
+    nccl_api: object = None           # the module holding its constants (cupy.cuda.nccl)
+    nccl_memory: str = "cuda"         # whose buffers it reads: "cuda" device memory (a test's
+                                      # stand-in over MPI reads the emulator's, "host")
 
 
 WORLD = World()
@@ -147,6 +150,9 @@ def release() -> None:
     """Free the communicators; the process can init() again (MPI itself stays up until exit)."""
     for c in list(WORLD.groups.values()) + list(WORLD.control.values()):
         c.Free()
+    if WORLD.nccl is not None:
+        WORLD.nccl.destroy()
+        WORLD.nccl = WORLD.nccl_api = None
     WORLD.groups, WORLD.control, WORLD.ranks, WORLD.backend, WORLD.world_group = {}, {}, {}, "", ""
 
 
@@ -162,8 +168,9 @@ def reset_stats() -> None:
     STATS.update(calls=0, seconds=0.0, bytes=0)
 
 
-def _wait(req, what: str, group: str | None, nbytes: int = 0) -> None:
-    """Poll a non-blocking request until done or the deadline; a timeout names the collective."""
+def wait(req, what: str, group: str | None, nbytes: int = 0) -> None:
+    """Poll a non-blocking request (anything with `Test()`: an MPI request, a CUDA event's
+    marker) until done or the deadline; a timeout names the collective."""
     t0 = time.monotonic()
     deadline = t0 + WORLD.timeout
     sleep = 0.0
@@ -200,7 +207,7 @@ def all_reduce(x: np.ndarray, op: str = "sum", group: str | None = None) -> np.n
     c = comm(group, "all_reduce")
     src = _buf(x)
     out = np.empty_like(src)
-    _wait(c.Iallreduce(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)), f"all_reduce({op})", group,
+    wait(c.Iallreduce(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)), f"all_reduce({op})", group,
           src.nbytes)
     return _unbuf(out, x.dtype)
 
@@ -237,7 +244,7 @@ def wait_all_reduce(buf: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
     entry = IN_FLIGHT.pop(_addr(buf), None)
     if entry is not None:
         req, _, what, group, nbytes = entry
-        _wait(req, what, group, nbytes)
+        wait(req, what, group, nbytes)
     if out is None or _addr(out) == _addr(buf):
         return buf
     np.copyto(out, buf)
@@ -255,14 +262,14 @@ def all_gather(x: np.ndarray, group: str | None = None) -> np.ndarray:
     c = comm(group, "all_gather")
     src = _buf(x)
     out = np.empty((c.Get_size() * src.shape[0],) + src.shape[1:], src.dtype)
-    _wait(c.Iallgather(src, out), "all_gather", group)
+    wait(c.Iallgather(src, out), "all_gather", group)
     return _unbuf(out, x.dtype)
 
 
 def broadcast(x: np.ndarray, root: int = 0, group: str | None = None) -> np.ndarray:
     c = comm(group, "broadcast")
     out = _buf(x).copy()
-    _wait(c.Ibcast(out, root=root), f"broadcast(root={root})", group)
+    wait(c.Ibcast(out, root=root), f"broadcast(root={root})", group)
     return _unbuf(out, x.dtype)
 
 
@@ -271,7 +278,7 @@ def reduce_scatter(x: np.ndarray, op: str = "sum", group: str | None = None) -> 
     src = _buf(x)
     n = c.Get_size()
     out = np.empty((src.shape[0] // n,) + src.shape[1:], src.dtype)
-    _wait(c.Ireduce_scatter_block(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)),
+    wait(c.Ireduce_scatter_block(src, out, _mpi_op(_bool_op(op) if x.dtype == np.bool_ else op)),
           f"reduce_scatter({op})", group)
     return _unbuf(out, x.dtype)
 
@@ -290,7 +297,7 @@ def check_same_everywhere(key: str, what: str, group: str | None = None) -> None
     c = WORLD.control[group_name(group)]
     src = np.frombuffer(bytes.fromhex(digest), np.uint8).copy()
     out = np.empty(c.Get_size() * src.size, np.uint8)
-    _wait(c.Iallgather(src, out), f"{what} (fingerprint exchange)", group)
+    wait(c.Iallgather(src, out), f"{what} (fingerprint exchange)", group)
     digests = [out[i * 8:(i + 1) * 8].tobytes().hex() for i in range(c.Get_size())]
     if len(set(digests)) != 1:
         mine = digests[c.Get_rank()]

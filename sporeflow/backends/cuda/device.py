@@ -26,10 +26,28 @@ def _dev(a: np.ndarray) -> EmulatedDeviceArray:
     return a.view(EmulatedDeviceArray)
 
 
+class _Done:
+    """The emulator's completion marker: its kernels have finished when their launch returns."""
+    @staticmethod
+    def Test() -> bool:
+        return True
+
+
+class _EventMarker:
+    """A CUDA event recorded after enqueued work; `Test()` as an MPI request's, so the
+    communication layer's deadline wait (ir/comm.wait) polls it."""
+    def __init__(self, event):
+        self.event = event
+
+    def Test(self) -> bool:
+        return self.event.done
+
+
 class EmulatedDevice:
     """The CPU emulator (emulator/cucpu.h): blocks on `workers` OS threads, CUDA threads as
     fibres. `order` 0 runs each block's threads 0..n-1, 1 in reverse (race checks)."""
     name = "cuda-emulated"
+    memory = "host"            # whose pointers its buffers are (collectives on device buffers)
 
     def __init__(self, workers: int | None = None, order: int | None = None):
         self.workers = workers or int(os.environ.get("SPOREFLOW_CUCPU_WORKERS", min(os.cpu_count() or 1, 2)))
@@ -63,6 +81,22 @@ class EmulatedDevice:
 
     def is_array(self, a) -> bool:
         return isinstance(a, EmulatedDeviceArray)
+
+    # streams for collectives on device buffers (nccl.py): one in-order stream, work done at return
+    def pointer(self, a) -> int:
+        return a.ctypes.data
+
+    def comm_stream(self, side: bool):
+        return None
+
+    def stream_handle(self, stream) -> int:
+        return 0
+
+    def marker(self, stream) -> _Done:
+        return _Done()
+
+    def join(self, marker) -> None:
+        pass
 
     # code
     def load(self, module) -> "EmulatedModule":
@@ -100,6 +134,7 @@ class CupyDevice:
     """A CUDA device through CuPy: arrays are cupy.ndarray from CuPy's memory pool, modules are
     cubins from NVRTC for this device's sm_XX."""
     name = "cuda"
+    memory = "cuda"
 
     def __init__(self, device_id: int = 0):
         try:
@@ -115,6 +150,7 @@ class CupyDevice:
         self.device = cupy.cuda.Device(device_id)
         cc = self.device.compute_capability
         self.arch = str(cc)
+        self._side = None          # the stream overlapped collectives run on
 
     def describe(self) -> str:
         return f"CUDA device {self.device_id} (sm_{self.arch})"
@@ -145,6 +181,32 @@ class CupyDevice:
 
     def is_array(self, a) -> bool:
         return isinstance(a, self.cp.ndarray) and a.device.id == self.device_id
+
+    # streams for collectives on device buffers (nccl.py)
+    def pointer(self, a) -> int:
+        return a.data.ptr
+
+    def comm_stream(self, side: bool):
+        """The stream a collective goes on: the compute stream, or (side) a second stream that
+        first waits for the work enqueued so far, so kernels launched after it run alongside."""
+        cur = self.cp.cuda.get_current_stream()
+        if not side:
+            return cur
+        if self._side is None:
+            with self.device:
+                self._side = self.cp.cuda.Stream(non_blocking=True)
+        self._side.wait_event(cur.record())
+        return self._side
+
+    def stream_handle(self, stream) -> int:
+        return stream.ptr
+
+    def marker(self, stream) -> _EventMarker:
+        return _EventMarker(stream.record())
+
+    def join(self, marker) -> None:
+        """The compute stream waits for the marked work (a collective on the side stream)."""
+        self.cp.cuda.get_current_stream().wait_event(marker.event)
 
     def load(self, module) -> "CupyModule":
         cubin, _ = compiler.nvrtc_compile(module.source(), self.arch)
