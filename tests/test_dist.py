@@ -74,9 +74,21 @@ def test_dead_rank_during_an_overlapped_step_times_out_in_the_wait():
     assert "CommTimeoutError" in line and "all_reduce(sum)" in line and "within 1.5 s" in line, out
 
 
-def test_cuda_program_collectives_on_device_buffers_through_the_nccl_interface():
-    out = mpirun(2, "nccl_emulated.py")
-    assert sorted(line for line in out.splitlines() if line.startswith("OK")) == ["OK 0", "OK 1"], out
+def _no_nccl_gpu():
+    try:
+        import cupy
+        from cupy.cuda import nccl
+        return None if cupy.cuda.is_available() and nccl.available else "no CUDA device with NCCL (pip install -e '.[gpu,nccl]' on a GPU machine)"
+    except ImportError:
+        return "CuPy not installed (pip install -e '.[gpu,nccl]')"
+
+
+@pytest.mark.parametrize("where", ["emulated", pytest.param("device", marks=pytest.mark.skipif(
+    _no_nccl_gpu() is not None, reason=str(_no_nccl_gpu())))])
+def test_cuda_program_collectives_on_device_buffers_through_the_nccl_interface(where):
+    n = 2 if where == "emulated" else 1          # real NCCL: one rank per GPU
+    out = mpirun(n, "nccl_collectives.py", *(["device"] if where == "device" else []), timeout=180)
+    assert sorted(line for line in out.splitlines() if line.startswith("OK")) == [f"OK {k}" for k in range(n)], out
     assert "device path: 3 buckets, 9 NCCL all-reduces in 3 steps" in out, out
 
 
