@@ -156,7 +156,7 @@ def emit_dot_gemm(b: FnBuilder, ty: str, a: str, lda: int, bt: str, ldb: int, c:
                 b.store(ty, "0.0", slot)
         arow = [b.mul(b.add(m0, i), lda) for i in range(mr)]
         brow = [b.mul(b.add(n0, j), ldb) for j in range(nr)]
-        with b.loop(k, "dk", vector_reduction=2) as kk:
+        with b.loop(k, "dk", interleave=2) as kk:
             av = [b.load(ty, a, b.add(r, kk)) for r in arow]
             bv = [b.load(ty, bt, b.add(r, kk)) for r in brow]
             for i in range(mr):

@@ -8,6 +8,7 @@ integer pointer arithmetic after unrolling, see backend-derisk.md 4.2).
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from typing import Iterator, Sequence
 
@@ -144,14 +145,15 @@ class FnBuilder:
     # -- control flow -----------------------------------------------------------------------
     @contextlib.contextmanager
     def loop(self, n: int | str, hint: str = "i", start: int | str = 0, step: int = 1,
-             vector_reduction: int = 0) -> Iterator[str]:
+             interleave: int = 0) -> Iterator[str]:
         """for (i = start; i < n; i += step) { body }  (signed i64 compare).
 
-        vector_reduction: the loop carries a float reduction that must reach LLVM's loop
-        vectorizer intact; the value is the interleave count (independent vector accumulators
-        per reduction: 4 for one sum, fewer when the loop carries several). A short constant trip count is otherwise fully unrolled first and
-        left to the SLP vectorizer, which turned a 64-element partial sum into a serial chain
-        of scalar adds and a 1024-element one into a 2x slower jumble (sum over rows of a
+        interleave: the interleave count the loop vectorizer must use (loop metadata, which
+        also keeps the loop from being fully unrolled before it). For a loop that carries a
+        float reduction it is the number of independent vector accumulators per reduction (4
+        for one sum, fewer when the loop carries several). A short constant trip count is
+        otherwise fully unrolled first and left to the SLP vectorizer, which turned a 64-element
+        partial sum into a serial chain of scalar adds and a 1024-element one into a 2x slower jumble (sum over rows of a
         4096^2 matrix: 6.1 and 4.6 ms against 2.4 ms); see ModuleBuilder.loop_metadata."""
         pre = self.block
         head, body, latch, done = self.label("head"), self.label("body"), self.label("latch"), self.label("done")
@@ -166,8 +168,8 @@ class FnBuilder:
         self.br(latch)
         self.start_block(latch)
         self.emit(f"{nxt} = add nuw nsw i64 {i}, {step}")
-        if vector_reduction:
-            self.emit(f"br label %{head}, !llvm.loop {self.module.loop_metadata(vector_reduction)}")
+        if interleave:
+            self.emit(f"br label %{head}, !llvm.loop {self.module.loop_metadata(interleave)}")
         else:
             self.br(head)
         self.start_block(done)
@@ -185,6 +187,9 @@ class FnBuilder:
         return f"define {self.params} {{\nentry:\n{allocas}\n{body}\n  ret void\n}}\n"
 
 
+_LOOP_MD = re.compile(r"!llvm\.loop (!\d+)")
+
+
 class ModuleBuilder:
     """Collects functions, declarations and global constants of one module."""
 
@@ -196,9 +201,24 @@ class ModuleBuilder:
         self.metadata: list[str] = []
         self._n = 0
         self._md = 0
+        self._bodies: dict[str, str] = {}    # function text with its name blanked -> name
+        self._loop_interleave: dict[str, int] = {}   # loop metadata id -> its interleave count
 
     def declare(self, line: str) -> None:
         self.decls[line] = None
+
+    def add_function(self, name: str, text: str) -> str:
+        """Add function `name` (rendered `text`) unless one with the same body under another
+        name exists; returns the name to call. Kernels of equal shape (the momentum update of
+        two parameters of one size, a bias gradient per layer) then compile once."""
+        key = _LOOP_MD.sub(lambda m: f"!llvm.loop ic{self._loop_interleave[m.group(1)]}",
+                           text.replace(f"@{name}(", "@("))   # loop ids differ, their contents not
+        existing = self._bodies.get(key)
+        if existing is not None:
+            return existing
+        self._bodies[key] = name
+        self.functions.append(text)
+        return name
 
     def global_bytes(self, data: bytes, hint: str = "const") -> str:
         self._n += 1
@@ -221,6 +241,7 @@ class ModuleBuilder:
         name, count = f"!{2 * self._md}", f"!{2 * self._md + 1}"
         self.metadata += [f'{count} = !{{!"llvm.loop.interleave.count", i32 {interleave}}}',
                           f"{name} = distinct !{{{name}, !1, {count}}}"]
+        self._loop_interleave[name] = interleave
         return name
 
     def render(self) -> str:

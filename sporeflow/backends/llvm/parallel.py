@@ -50,28 +50,32 @@ def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, wo
     base = mod.unique("k_" + "".join(c if c.isalnum() else "_" for c in name)[:40] + "_")
     # parameter names must not collide with FnBuilder temporaries (%p<n>, %t<n>, ...)
     params = ", ".join(f"ptr noalias %kbuf_{k}" for k in range(len(ptrs)))
-    kb = FnBuilder(base, f"void @{base}({params}{', ' if ptrs else ''}i64 %kstart, i64 %kend) #0", mod)
+    # internal: a kernel called once is inlined into its caller and then deleted; an external
+    # one was inlined and also kept, so LLVM compiled it twice (an MLP train step: 7 of its
+    # kernels, ~15% of the cold compile)
+    kb = FnBuilder(base, f"internal void @{base}({params}{', ' if ptrs else ''}i64 %kstart, i64 %kend) #0", mod)
     body(kb, [f"%kbuf_{k}" for k in range(len(ptrs))], "%kstart", "%kend")
-    mod.functions.append(kb.render())
+    base = mod.add_function(base, kb.render())
     b = fx.b
     args = ", ".join(f"ptr {p}" for p in ptrs)
     sep = ", " if ptrs else ""
     if n <= 1 or work < PARALLEL_WORK or not gomp_available():
         b.emit(f"call void @{base}({args}{sep}i64 0, i64 {n})")
         return
-    _emit_outlined(mod, base, len(ptrs), n)
+    outlined = _emit_outlined(mod, base, len(ptrs), n)
     data = b.alloca("ptr", "omp", len(ptrs) + 1)
     for k, p in enumerate(ptrs):
         b.store("ptr", p, data, k)
-    b.emit(f"call void @GOMP_parallel(ptr @{base}_omp, ptr {data}, i32 {team_size()}, i32 0)")
+    b.emit(f"call void @GOMP_parallel(ptr @{outlined}, ptr {data}, i32 {team_size()}, i32 0)")
 
 
-def _emit_outlined(mod, base: str, nptr: int, n: int) -> None:
-    """n travels as a constant (shapes are static)."""
+def _emit_outlined(mod, base: str, nptr: int, n: int) -> str:
+    """n travels as a constant (shapes are static); returns the outlined function's name."""
     mod.declare("declare void @GOMP_parallel(ptr, ptr, i32, i32)")
     mod.declare("declare i32 @omp_get_thread_num()")
     mod.declare("declare i32 @omp_get_num_threads()")
-    ob = FnBuilder(base + "_omp", f"void @{base}_omp(ptr %data) #0", mod)
+    name = mod.unique(base + "_omp")
+    ob = FnBuilder(name, f"internal void @{name}(ptr %data) #0", mod)
     ptrs = [ob.load("ptr", "%data", k) for k in range(nptr)]
     t = ob.op("sext i32 " + ob.op("call i32 @omp_get_thread_num()") + " to i64")
     nt = ob.op("sext i32 " + ob.op("call i32 @omp_get_num_threads()") + " to i64")
@@ -83,4 +87,4 @@ def _emit_outlined(mod, base: str, nptr: int, n: int) -> None:
     e = ob.op(f"select i1 {ob.op(f'icmp slt i64 {e}, {n}')}, i64 {e}, i64 {n}")
     args = ", ".join(f"ptr {p}" for p in ptrs)
     ob.emit(f"call void @{base}({args}{', ' if ptrs else ''}i64 {s}, i64 {e})")
-    mod.functions.append(ob.render())
+    return mod.add_function(name, ob.render())
