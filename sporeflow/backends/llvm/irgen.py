@@ -8,7 +8,6 @@ integer pointer arithmetic after unrolling, see backend-derisk.md 4.2).
 from __future__ import annotations
 
 import contextlib
-import re
 import struct
 from typing import Iterator, Sequence
 
@@ -61,6 +60,7 @@ class FnBuilder:
         self._n = 0
         self.block = "entry"
         self._long_loop_inside = False   # see loop(): the loop being emitted contains a long one
+        self._locations: dict[str, tuple[str, int]] = {}   # see location()
 
     # -- names and raw emission ---------------------------------------------------------
     def tmp(self, hint: str = "t") -> str:
@@ -103,7 +103,17 @@ class FnBuilder:
     def gep(self, ty: str, ptr: str, idx: str | int) -> str:
         if idx == 0 or idx == "0":
             return ptr
-        return self.op(f"getelementptr inbounds {ty}, ptr {ptr}, i64 {idx}", "p")
+        r = self.op(f"getelementptr inbounds {ty}, ptr {ptr}, i64 {idx}", "p")
+        if isinstance(idx, int) or str(idx).lstrip("-").isdigit():
+            base, off = self.location(ptr)
+            self._locations[r] = (base, off + int(idx) * BYTES.get(ty, 0)) if ty in BYTES else (r, 0)
+        return r
+
+    def location(self, ptr: str) -> tuple[str, int]:
+        """(base pointer, constant byte offset) of a pointer this builder made by constant
+        geps (an arena slot: ('%arena', 5888)); (ptr, 0) for any other. Two arguments with
+        one location are the same buffer (an output planned in place of an input)."""
+        return self._locations.get(ptr, (ptr, 0))
 
     def load(self, ty: str, ptr: str, idx: str | int = 0) -> str:
         return self.op(f"load {ty}, ptr {self.gep(ty, ptr, idx)}", "v")
@@ -197,9 +207,6 @@ class FnBuilder:
         return f"define {self.params} {{\nentry:\n{allocas}\n{body}\n  ret void\n}}\n"
 
 
-_LOOP_MD = re.compile(r"!llvm\.loop (!\d+)")
-
-
 class ModuleBuilder:
     """Collects functions, declarations and global constants of one module."""
 
@@ -211,24 +218,9 @@ class ModuleBuilder:
         self.metadata: list[str] = []
         self._n = 0
         self._md = 0
-        self._bodies: dict[str, str] = {}    # function text with its name blanked -> name
-        self._loop_interleave: dict[str, int] = {}   # loop metadata id -> its interleave count
 
     def declare(self, line: str) -> None:
         self.decls[line] = None
-
-    def add_function(self, name: str, text: str) -> str:
-        """Add function `name` (rendered `text`) unless one with the same body under another
-        name exists; returns the name to call. Kernels of equal shape (the momentum update of
-        two parameters of one size, a bias gradient per layer) then compile once."""
-        key = _LOOP_MD.sub(lambda m: f"!llvm.loop ic{self._loop_interleave[m.group(1)]}",
-                           text.replace(f"@{name}(", "@("))   # loop ids differ, their contents not
-        existing = self._bodies.get(key)
-        if existing is not None:
-            return existing
-        self._bodies[key] = name
-        self.functions.append(text)
-        return name
 
     def global_bytes(self, data: bytes, hint: str = "const") -> str:
         self._n += 1
@@ -255,7 +247,6 @@ class ModuleBuilder:
                               f"{name} = distinct !{{{name}, !1, {count}}}"]
         else:
             self.metadata.append(f"{name} = distinct !{{{name}, !1}}")
-        self._loop_interleave[name] = interleave
         return name
 
     def render(self) -> str:

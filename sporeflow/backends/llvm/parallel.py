@@ -48,14 +48,22 @@ def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, wo
     """Emit kernel `body(kb, kptrs, start, end)` over [0, n) and call it from `fx`."""
     mod = fx.cg.mod
     base = mod.unique("k_" + "".join(c if c.isalnum() else "_" for c in name)[:40] + "_")
-    # parameter names must not collide with FnBuilder temporaries (%p<n>, %t<n>, ...)
+    # parameter names must not collide with FnBuilder temporaries (%p<n>, %t<n>, ...).
+    # One parameter per distinct buffer: the memory planner puts an output in place of an
+    # input it replaces, and two noalias parameters naming one buffer let LLVM move a store
+    # before the load it overwrites (a GRU gradient came out wrong once its kernel was not
+    # inlined). Through one pointer the in-place access is a same-index dependence, which
+    # the vectorizer handles without runtime overlap checks.
+    first: dict[tuple, int] = {}
+    param_of = [first.setdefault(fx.b.location(p), len(first)) for p in ptrs]
+    ptrs = [p for k, p in enumerate(ptrs) if param_of.index(param_of[k]) == k]   # one per buffer
     params = ", ".join(f"ptr noalias %kbuf_{k}" for k in range(len(ptrs)))
     # internal: a kernel called once is inlined into its caller and then deleted; an external
     # one was inlined and also kept, so LLVM compiled it twice (an MLP train step: 7 of its
     # kernels, ~15% of the cold compile)
     kb = FnBuilder(base, f"internal void @{base}({params}{', ' if ptrs else ''}i64 %kstart, i64 %kend) #0", mod)
-    body(kb, [f"%kbuf_{k}" for k in range(len(ptrs))], "%kstart", "%kend")
-    base = mod.add_function(base, kb.render())
+    body(kb, [f"%kbuf_{q}" for q in param_of], "%kstart", "%kend")
+    mod.functions.append(kb.render())
     b = fx.b
     args = ", ".join(f"ptr {p}" for p in ptrs)
     sep = ", " if ptrs else ""
@@ -74,7 +82,7 @@ def _emit_outlined(mod, base: str, nptr: int, n: int) -> str:
     mod.declare("declare void @GOMP_parallel(ptr, ptr, i32, i32)")
     mod.declare("declare i32 @omp_get_thread_num()")
     mod.declare("declare i32 @omp_get_num_threads()")
-    name = mod.unique(base + "_omp")
+    name = base + "_omp"
     ob = FnBuilder(name, f"internal void @{name}(ptr %data) #0", mod)
     ptrs = [ob.load("ptr", "%data", k) for k in range(nptr)]
     t = ob.op("sext i32 " + ob.op("call i32 @omp_get_thread_num()") + " to i64")
@@ -87,4 +95,5 @@ def _emit_outlined(mod, base: str, nptr: int, n: int) -> str:
     e = ob.op(f"select i1 {ob.op(f'icmp slt i64 {e}, {n}')}, i64 {e}, i64 {n}")
     args = ", ".join(f"ptr {p}" for p in ptrs)
     ob.emit(f"call void @{base}({args}{', ' if ptrs else ''}i64 {s}, i64 {e})")
-    return mod.add_function(name, ob.render())
+    mod.functions.append(ob.render())
+    return name
