@@ -41,16 +41,21 @@ def test_conv2d_blas_equals_interpreter(case, seed):
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
 
 
+def _compiled_conv(xs, ws, pad, dt, seed):
+    """A one-conv2d graph (stride and dilation 1), its LLVM executable and random inputs."""
+    from sporeflow.backends import get_backend
+    b = GraphBuilder("conv")
+    x, w = b.add_input(TensorType(xs, dt)), b.add_input(TensorType(ws, dt))
+    g = b.finish(b.emit("conv2d", [x, w], dict(stride=(1, 1), padding=pad, dilation=(1, 1), groups=1)))
+    rng = np.random.default_rng(seed)
+    args = [rng.standard_normal(xs).astype(dt.storage), rng.standard_normal(ws).astype(dt.storage)]
+    return g, get_backend("llvm").compile(g), args
+
+
 @pytest.mark.parametrize("xs,ws,pad", [((1, 4, 12, 12), (3, 4, 10, 10), (0, 0, 0, 0)),   # weight-gradient shape
                                        ((2, 3, 9, 9), (2, 3, 7, 8), (1, 2, 0, 3))])
 def test_wide_kernels_use_the_transposed_panel(xs, ws, pad):
-    b = GraphBuilder("conv")
-    x, w = b.add_input(TensorType(xs, float32)), b.add_input(TensorType(ws, float32))
-    g = b.finish(b.emit("conv2d", [x, w], dict(stride=(1, 1), padding=pad, dilation=(1, 1), groups=1)))
-    rng = np.random.default_rng(1)
-    args = [rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)]
-    from sporeflow.backends import get_backend
-    exe = get_backend("llvm").compile(g)
+    g, exe, args = _compiled_conv(xs, ws, pad, float32, 1)
     assert "(transposed panel)" in exe.source
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=1e-5, atol=1e-5)
 
@@ -64,17 +69,11 @@ def test_wide_kernels_use_the_transposed_panel(xs, ws, pad):
 def test_weight_gradient_shapes(monkeypatch, dt, xs, ws, pad, marker):
     """The paths autodiff's weight gradients take: one image split into channel chunks (partial
     outputs summed in a fixed order) and the long-k dot-product kernel for wide kernels."""
-    from sporeflow.backends import get_backend
     from sporeflow.backends.llvm import parallel
     if not parallel.gomp_available():
         pytest.skip("no libgomp: single images are not split")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    b = GraphBuilder("conv")
-    x, w = b.add_input(TensorType(xs, dt)), b.add_input(TensorType(ws, dt))
-    g = b.finish(b.emit("conv2d", [x, w], dict(stride=(1, 1), padding=pad, dilation=(1, 1), groups=1)))
-    rng = np.random.default_rng(2)
-    args = [rng.standard_normal(xs).astype(dt.storage), rng.standard_normal(ws).astype(dt.storage)]
-    exe = get_backend("llvm").compile(g)
+    g, exe, args = _compiled_conv(xs, ws, pad, dt, 2)
     assert marker in exe.source
     tol = 2e-4 if dt is float32 else 1e-10
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
