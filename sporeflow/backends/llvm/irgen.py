@@ -167,8 +167,9 @@ class FnBuilder:
         float reduction it is the number of independent vector accumulators per reduction (4
         for one sum, fewer when the loop carries several). A short constant trip count is
         otherwise fully unrolled first and left to the SLP vectorizer, which turned a 64-element
-        partial sum into a serial chain of scalar adds and a 1024-element one into a 2x slower jumble (sum over rows of a
-        4096^2 matrix: 6.1 and 4.6 ms against 2.4 ms); see ModuleBuilder.loop_metadata."""
+        partial sum into a serial chain of scalar adds and a 1024-element one into a 2x slower
+        jumble (sum over rows of a 4096^2 matrix: 6.1 and 4.6 ms against 2.4 ms); see
+        ModuleBuilder.loop_metadata."""
         pre = self.block
         enclosing, self._long_loop_inside = self._long_loop_inside, False
         head, body, latch, done = self.label("head"), self.label("body"), self.label("latch"), self.label("done")
