@@ -36,7 +36,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .fused_plan import REDUCE_OPS, Plan, analyze
 from ...passes.loop_nest import LoopNest, loop_nest
-from .irgen import BYTES, FnBuilder, compute_ty, fconst, storage_ty
+from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
@@ -148,8 +148,8 @@ def _emit_elementwise(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
     def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
         em = _Emitter(kb, plan, kptrs, body)
         ic = [0] * len(shp)
-        if any(n.op in TRANSCENDENTAL for n in body.nodes):
-            ic[-1] = LATENCY_INTERLEAVE
+        if shp[-1] >= SHORT_LOOP and any(n.op in TRANSCENDENTAL for n in body.nodes):
+            ic[-1] = LATENCY_INTERLEAVE          # (a short inner loop is left to full unrolling)
         with kb.loop(end, "e0", start=start, interleave=ic[0]) as i0, contextlib.ExitStack() as st:
             rest = [st.enter_context(kb.loop(d, f"e{k}_", interleave=ic[k])) for k, d in enumerate(shp[1:], 1)]
             idx = [i0] + rest
