@@ -1,7 +1,7 @@
 """Per-kernel profile of a jitted step on the LLVM backend: every top-level node of the lowered
 graph (after the pass pipeline) is compiled alone and timed on random inputs of its types.
 
-    python3 bench/profile_step.py mlp|lenet|chain [--top 15]
+    python3 bench/profile_step.py mlp|lenet|chain|per_sample [--top 15]
 
 Prints the nodes sorted by time with their share of the sum, which is how the limits quoted
 in README's benchmark notes were found.
@@ -30,6 +30,10 @@ def _graph(name):
     if name == "lenet":
         x, y = W.batch(64, (1, 32, 32))
         return train_step(lenet_logits, W.lenet_params(), "llvm").trace(sf.Tensor(x), sf.Tensor(y)).graph
+    if name == "per_sample":
+        x, y = W.batch(64, (784,))
+        args = [sf.Tensor(p) for p in W.mlp_params()] + [sf.Tensor(x), sf.Tensor(y)]
+        return W.sf_per_sample(W.mlp_params(), "llvm").trace(*args).graph
     x = np.zeros(1 << 24, np.float32)
     return sf.jit(lambda a: ops.gelu(a * 2.0 + 1.0, approximate="tanh") * ops.sigmoid(a)).trace(sf.Tensor(x)).graph
 
@@ -61,7 +65,7 @@ def profile(graph, reps=20):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["mlp", "lenet", "chain"])
+    ap.add_argument("workload", choices=["mlp", "lenet", "chain", "per_sample"])
     ap.add_argument("--top", type=int, default=15)
     a = ap.parse_args()
     rows = profile(_graph(a.workload))

@@ -139,3 +139,20 @@ def test_reductions_over_mixed_axes(op, axes, keepdims, dtype):
         rest = [k for k in axes if k < trail]
         leading = rest == list(range(len(rest)))
         assert exe.source.count("define internal void @k_reduce") >= (2 if leading else 1), exe.source[:400]
+
+
+def test_reshaped_input_outer_product_is_one_strided_kernel():
+    """x[b, i] reshaped to [b, i, 1] times d[b, 1, j] (vmap's per-sample weight gradient): the
+    input does not broadcast to the domain itself, but the kernel reads it only through the
+    reshape's strides, so the group is one strided loop nest, not op-by-op with copies."""
+    import re
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 7)).astype(np.float32)
+    d = rng.standard_normal((8, 1, 300)).astype(np.float32)
+    f = sf.jit(lambda a, b: ops.reshape(a, (8, 7, 1)) * b + 1.0, backend="llvm")
+    got = f(sf.Tensor(x), sf.Tensor(d)).asnumpy()
+    np.testing.assert_array_equal(got, x[:, :, None] * d + np.float32(1.0))
+    (c,) = f._cache.values()
+    src = c.executable.source
+    assert re.search(r"define internal void @k_fused_reshape_mul", src), src[:2000]
+    assert not re.findall(r"llvm\.memcpy[^\n]*i64 67200,", src), "the result was copied out of a scratch slot"

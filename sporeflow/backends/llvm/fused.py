@@ -34,7 +34,7 @@ import numpy as np
 
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
-from .fused_plan import REDUCE_OPS, Plan, analyze
+from .fused_plan import REDUCE_OPS, VIEW_OPS, Plan, analyze
 from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
@@ -496,8 +496,17 @@ def lower_fused(fx, node, ins, outs) -> None:
 
 
 def _used_elementwise(body: Graph, key: int, plan: Plan) -> bool:
+    """Whether the kernel reads value `key` at domain indices: as an input of a member other
+    than the master or of a view (reshape/broadcast_to) that is read through strides of its
+    own (x[b, i] reshaped to [b, i, 1] for a per-sample outer product), or as an output."""
     master_ins = {id(u) for u in plan.master.inputs} if plan.master is not None else set()
-    return any(id(u) == key for n in body.nodes if n is not plan.master for u in n.inputs) or (
+
+    def reads(n: Node) -> bool:
+        if n is plan.master:
+            return False
+        acc = plan.access.get(id(n.outputs[0])) if n.op in VIEW_OPS else None
+        return acc is None or acc.strides is None
+    return any(id(u) == key for n in body.nodes if reads(n) for u in n.inputs) or (
         key not in master_ins and any(id(v) == key for v in body.outputs))
 
 
