@@ -50,42 +50,37 @@ def _finish(marker, what: str, nbytes: int) -> None:
         raise
 
 
-def _run(dev, what: str, nbytes: int, enqueue) -> None:
+def _collective(dev, x, shape, what: str, enqueue):
+    """A new buffer of `shape` holding the collective of `x`: `enqueue(comm, src, dst, count,
+    dtype code, stream)` puts it on the compute stream; waited for with the deadline."""
+    x = _contiguous(dev, x)
+    out = dev.empty(tuple(shape), x.dtype)
     stream = dev.comm_stream(False)
-    enqueue(comm.WORLD.nccl, dev.stream_handle(stream))
-    _finish(dev.marker(stream), what, nbytes)
+    enqueue(comm.WORLD.nccl, dev.pointer(x), dev.pointer(out), x.size, _const(_DTYPES, x.dtype),
+            dev.stream_handle(stream))
+    _finish(dev.marker(stream), what, x.nbytes)
+    return out
 
 
 def all_reduce(dev, x, op: str):
-    x = _contiguous(dev, x)
-    out = dev.empty(x.shape, x.dtype)
-    _run(dev, f"all_reduce({op})", x.nbytes, lambda c, s: c.allReduce(
-        dev.pointer(x), dev.pointer(out), x.size, _const(_DTYPES, x.dtype), _const(_OPS, op), s))
-    return out
+    return _collective(dev, x, x.shape, f"all_reduce({op})",
+                       lambda c, src, dst, n, dt, s: c.allReduce(src, dst, n, dt, _const(_OPS, op), s))
 
 
 def all_gather(dev, x):
-    x = _contiguous(dev, x)
-    out = dev.empty((comm.size(None) * x.shape[0],) + tuple(x.shape[1:]), x.dtype)
-    _run(dev, "all_gather", x.nbytes, lambda c, s: c.allGather(
-        dev.pointer(x), dev.pointer(out), x.size, _const(_DTYPES, x.dtype), s))
-    return out
+    return _collective(dev, x, (comm.size(None) * x.shape[0],) + tuple(x.shape[1:]), "all_gather",
+                       lambda c, src, dst, n, dt, s: c.allGather(src, dst, n, dt, s))
 
 
 def broadcast(dev, x, root: int):
-    x = _contiguous(dev, x)
-    out = dev.empty(x.shape, x.dtype)
-    _run(dev, f"broadcast(root={root})", x.nbytes, lambda c, s: c.broadcast(
-        dev.pointer(x), dev.pointer(out), x.size, _const(_DTYPES, x.dtype), root, s))
-    return out
+    return _collective(dev, x, x.shape, f"broadcast(root={root})",
+                       lambda c, src, dst, n, dt, s: c.broadcast(src, dst, n, dt, root, s))
 
 
 def reduce_scatter(dev, x, op: str):
-    x = _contiguous(dev, x)
-    out = dev.empty((x.shape[0] // comm.size(None),) + tuple(x.shape[1:]), x.dtype)
-    _run(dev, f"reduce_scatter({op})", x.nbytes, lambda c, s: c.reduceScatter(
-        dev.pointer(x), dev.pointer(out), out.size, _const(_DTYPES, x.dtype), _const(_OPS, op), s))
-    return out
+    ranks = comm.size(None)
+    return _collective(dev, x, (x.shape[0] // ranks,) + tuple(x.shape[1:]), f"reduce_scatter({op})",
+                       lambda c, src, dst, n, dt, s: c.reduceScatter(src, dst, n // ranks, dt, _const(_OPS, op), s))
 
 
 def start_all_reduce(dev, x, op: str):

@@ -28,8 +28,6 @@ outermost dimension, and large kernels run it on all cores through libgomp (para
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from ...ir.graph import Graph, Node, Value
@@ -147,22 +145,21 @@ def _emit_elementwise(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
 
     def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
         em = _Emitter(kb, plan, kptrs, body)
-        ic = [0] * len(shp)
-        if shp[-1] >= SHORT_LOOP and any(n.op in TRANSCENDENTAL for n in body.nodes):
-            ic[-1] = LATENCY_INTERLEAVE          # (a short inner loop is left to full unrolling)
-        with kb.loop(end, "e0", start=start, interleave=ic[0]) as i0, contextlib.ExitStack() as st:
-            rest = [st.enter_context(kb.loop(d, f"e{k}_", interleave=ic[k])) for k, d in enumerate(shp[1:], 1)]
-            idx = [i0] + rest
+        latency = shp[-1] >= SHORT_LOOP and any(n.op in TRANSCENDENTAL for n in body.nodes)
+        ic = LATENCY_INTERLEAVE if latency else 0     # (a short inner loop is left to full unrolling)
+        with kb.loop(end, "e0", start=start, interleave=ic if len(shp) == 1 else 0) as i0:
+            with kb.loops(shp[1:], "e", interleave=ic) as rest:
+                idx = [i0] + rest
 
-            def index_of(strides):
-                return kb.linear(idx, keyed[tuple(strides)])
-            em.memo.clear()
-            # every output of this element is computed before any is stored: an output may
-            # share its buffer with an input (in place / donated, passes/memory.py)
-            vals = [em.value(v, index_of) for _, v in outputs]
-            oidx = kb.linear(idx, out_st)
-            for (k, v), val in zip(outputs, vals):
-                _store(kb, v, val, kptrs[n_in + k], oidx)
+                def index_of(strides):
+                    return kb.linear(idx, keyed[tuple(strides)])
+                em.memo.clear()
+                # every output of this element is computed before any is stored: an output may
+                # share its buffer with an input (in place / donated, passes/memory.py)
+                vals = [em.value(v, index_of) for _, v in outputs]
+                oidx = kb.linear(idx, out_st)
+                for (k, v), val in zip(outputs, vals):
+                    _store(kb, v, val, kptrs[n_in + k], oidx)
 
     emit_parallel_for(fx, node.attrs["name"], ptrs, shp[0], body_fn, total * _cost(body))
 
@@ -497,8 +494,9 @@ def lower_fused(fx, node, ins, outs) -> None:
 
 def _used_elementwise(body: Graph, key: int, plan: Plan) -> bool:
     """Whether the kernel reads value `key` at domain indices: as an input of a member other
-    than the master or of a view (reshape/broadcast_to) that is read through strides of its
-    own (x[b, i] reshaped to [b, i, 1] for a per-sample outer product), or as an output."""
+    than the master, or as an output. A view (reshape/broadcast_to) with strides of its own
+    does not count: the kernel reads through those (x[b, i] reshaped to [b, i, 1] for a
+    per-sample outer product), never `key` itself."""
     master_ins = {id(u) for u in plan.master.inputs} if plan.master is not None else set()
 
     def reads(n: Node) -> bool:

@@ -106,7 +106,7 @@ class FnBuilder:
         r = self.op(f"getelementptr inbounds {ty}, ptr {ptr}, i64 {idx}", "p")
         if isinstance(idx, int) or str(idx).lstrip("-").isdigit():
             base, off = self.location(ptr)
-            self._locations[r] = (base, off + int(idx) * BYTES.get(ty, 0)) if ty in BYTES else (r, 0)
+            self._locations[r] = (base, off + int(idx) * BYTES[ty]) if ty in BYTES else (r, 0)
         return r
 
     def location(self, ptr: str) -> tuple[str, int]:
@@ -196,10 +196,12 @@ class FnBuilder:
         self._long_loop_inside = enclosing or self._long_loop_inside or not short
 
     @contextlib.contextmanager
-    def loops(self, shape: Sequence[int], hint: str = "i") -> Iterator[list[str]]:
-        """Nested loops over `shape` (outermost first); yields the index names."""
+    def loops(self, shape: Sequence[int], hint: str = "i", interleave: int = 0) -> Iterator[list[str]]:
+        """Nested loops over `shape` (outermost first); yields the index names. `interleave`
+        applies to the innermost loop (see loop())."""
         with contextlib.ExitStack() as st:
-            idx = [st.enter_context(self.loop(d, f"{hint}{k}_")) for k, d in enumerate(shape)]
+            idx = [st.enter_context(self.loop(d, f"{hint}{k}_", interleave=interleave if k == len(shape) - 1 else 0))
+                   for k, d in enumerate(shape)]
             yield idx
 
     def render(self) -> str:

@@ -70,20 +70,19 @@ def emit_parallel_for(fx, name: str, ptrs: list[str], n: int, body: Callable, wo
     if n <= 1 or work < PARALLEL_WORK or not gomp_available():
         b.emit(f"call void @{base}({args}{sep}i64 0, i64 {n})")
         return
-    outlined = _emit_outlined(mod, base, len(ptrs), n)
+    _emit_outlined(mod, base, len(ptrs), n)
     data = b.alloca("ptr", "omp", len(ptrs) + 1)
     for k, p in enumerate(ptrs):
         b.store("ptr", p, data, k)
-    b.emit(f"call void @GOMP_parallel(ptr @{outlined}, ptr {data}, i32 {team_size()}, i32 0)")
+    b.emit(f"call void @GOMP_parallel(ptr @{base}_omp, ptr {data}, i32 {team_size()}, i32 0)")
 
 
-def _emit_outlined(mod, base: str, nptr: int, n: int) -> str:
-    """n travels as a constant (shapes are static); returns the outlined function's name."""
+def _emit_outlined(mod, base: str, nptr: int, n: int) -> None:
+    """n travels as a constant (shapes are static)."""
     mod.declare("declare void @GOMP_parallel(ptr, ptr, i32, i32)")
     mod.declare("declare i32 @omp_get_thread_num()")
     mod.declare("declare i32 @omp_get_num_threads()")
-    name = base + "_omp"
-    ob = FnBuilder(name, f"internal void @{name}(ptr %data) #0", mod)
+    ob = FnBuilder(base + "_omp", f"internal void @{base}_omp(ptr %data) #0", mod)
     ptrs = [ob.load("ptr", "%data", k) for k in range(nptr)]
     t = ob.op("sext i32 " + ob.op("call i32 @omp_get_thread_num()") + " to i64")
     nt = ob.op("sext i32 " + ob.op("call i32 @omp_get_num_threads()") + " to i64")
@@ -96,4 +95,3 @@ def _emit_outlined(mod, base: str, nptr: int, n: int) -> str:
     args = ", ".join(f"ptr {p}" for p in ptrs)
     ob.emit(f"call void @{base}({args}{', ' if ptrs else ''}i64 {s}, i64 {e})")
     mod.functions.append(ob.render())
-    return name
