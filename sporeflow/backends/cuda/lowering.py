@@ -189,7 +189,7 @@ def lower_scan(pb, node) -> None:
         ys = [dev.empty(t.shape, t.dtype.storage) for t in ys_types]
         for i in range(length):
             t = length - 1 - i if reverse else i
-            res = body.run(dev, list(carry) + [x[t] for x in xs])
+            res = body.run(dev, list(carry) + [x[t, ...] for x in xs])   # a 0-d view, not a scalar, for 1-D xs
             carry = res[:nc]
             for y, r in zip(ys, res[nc:]):
                 dev.assign(y, t, r)
