@@ -199,6 +199,13 @@ def _cast_roundtrip(attrs):
     return lambda x: lax.cast(lax.cast(x, dtype=sf.float32), dtype=f64) + 0 * x
 
 
+def gen_pool_grad(draw):
+    """max_pool2d_grad is linear in its cotangent g (x and y = max_pool2d(x) held fixed)."""
+    (x,), attrs, _ = gen_pool(True)(draw)
+    y = REGISTRY["max_pool2d"].impl(x, **attrs)
+    return [x, y, rng_of(draw).normal(size=y.shape)], attrs, [False, False, True]
+
+
 # name -> (generator, function builder, tolerance)
 SPECS = {
     "exp": (unary(-2, 2), prim("exp"), 1e-6), "log": (unary(0.5, 2), prim("log"), 1e-6),
@@ -215,6 +222,7 @@ SPECS = {
     "matmul": (gen_matmul, prim("matmul"), 1e-6), "conv2d": (gen_conv, prim("conv2d"), 1e-6),
     "max_pool2d": (gen_pool(True), prim("max_pool2d"), 1e-6),
     "avg_pool2d": (gen_pool(False), prim("avg_pool2d"), 1e-6),
+    "max_pool2d_grad": (gen_pool_grad, prim("max_pool2d_grad"), 1e-6),
     "reduce_sum": (gen_reduce(False), prim("reduce_sum"), 1e-6),
     "reduce_max": (gen_reduce(True), prim("reduce_max"), 1e-6),
     "reduce_min": (gen_reduce(True), prim("reduce_min"), 1e-6),

@@ -34,7 +34,7 @@ def test_primitive_matches_interpreter_on_cuda_emulator(op):
     @given(st.lists(case(op), min_size=6, max_size=10), st.integers(0, 2 ** 31))
     def check(cases, seed):
         rng = np.random.default_rng(seed)
-        cases = [(t, a, sprinkle(rng, arr, t, op)) for t, a, arr in cases]
+        cases = [(t, a, sprinkle(rng, arr, t, op, a)) for t, a, arr in cases]
         g, feeds, meta = build(op, cases)
         ref = run_graph(g, feeds)
         be = get_backend("cuda-emulated")

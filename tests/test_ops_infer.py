@@ -66,7 +66,16 @@ def example_arrays(rng, op: str, types, attrs) -> list[np.ndarray]:
             types[1].dtype.storage)
     if op in ("random_bits", "random_uniform"):
         arrays[0] = rng.integers(0, 2 ** 32, size=2, dtype=np.uint64).astype(np.uint32)
+    if op == "max_pool2d_grad":        # few distinct values: windows with tied maxima
+        arrays[0] = D.from_compute(rng.integers(-2, 3, size=types[0].shape).astype(np.float64), types[0].dtype)
+        arrays[1] = pooled(arrays[0], types[0], attrs)
     return arrays
+
+
+def pooled(x, t: TensorType, attrs) -> np.ndarray:
+    """max_pool2d(x) by the reference: the y that max_pool2d_grad's cases take."""
+    op, a = REGISTRY["max_pool2d"], Attrs(attrs)
+    return op.run([x], a, [t], op.infer_types([t], a))[0]
 
 
 # ---- generators: draw -> (types, attrs) ----------------------------------------------------------
@@ -231,6 +240,12 @@ def _pool(draw):
     return [TensorType(x, draw(st.sampled_from(FLOATS)))], {"kernel": k, "stride": s, "padding": p}
 
 
+def _pool_grad(draw):
+    (x,), attrs = _pool(draw)
+    y = REGISTRY["max_pool2d"].infer_types([x], Attrs(attrs))[0]
+    return [x, y, y], attrs
+
+
 def _random_bits(draw):
     return [TensorType((2,), D.uint32)], {"shape": draw(small_shape)}
 
@@ -319,6 +334,7 @@ GENERATORS = {
     "reshape": _reshape, "transpose": _transpose, "broadcast_to": _broadcast_to, "slice": _slice, "pad": _pad,
     "concatenate": _concatenate, "rev": _rev, "take": _take, "scatter_add": _scatter_add, "iota": _iota,
     "constant": _constant, "matmul": _matmul, "conv2d": _conv2d, "max_pool2d": _pool, "avg_pool2d": _pool,
+    "max_pool2d_grad": _pool_grad,
     "random_bits": _random_bits, "random_uniform": _random_uniform,
     "cond": _cond, "while_loop": _while_loop, "scan": _scan, "fused": _fused, "custom_vjp": _custom_vjp,
 }

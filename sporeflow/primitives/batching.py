@@ -239,11 +239,10 @@ def batch_conv2d(args, dims, stride, padding, dilation, groups):
 
 
 def pool(name: str) -> Callable:
-    """Pooling: fold the batch into N."""
+    """Pooling and its gradient: fold the batch into N (unbatched operands broadcast first)."""
     def rule(args, dims, **attrs):
-        x = moveaxis(args[0], dims[0], 0)
-        n = x.shape[0]
-        out = lax.multi(name, merge(x, 0), **attrs)[0]
+        n = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+        out = lax.multi(name, *[merge(materialize(a, d, n), 0) for a, d in zip(args, dims)], **attrs)[0]
         return [split(out, 0, n)], [0]
     rule.__name__ = f"batch_{name}"
     return rule

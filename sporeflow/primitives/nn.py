@@ -163,9 +163,10 @@ def _window_scatter(parts, x_shape, kernel, stride, padding, out_hw):
 
 def _max_pool_masks(x, y, kernel, stride, padding):
     """One 0/1 mask per window offset marking the position that receives the window's
-    gradient: the first maximum in row-major window order (as argmax; ties are not split)."""
+    gradient: the first maximum in row-major window order (as argmax; ties are not split).
+    Padding is NaN here, equal to nothing, so it never receives (as in max_pool2d_grad)."""
     xp = lax.pad(x, lo=(0, 0, padding[0], padding[2]), hi=(0, 0, padding[1], padding[3]),
-                 interior=(0, 0, 0, 0), value=float("-inf")) if any(padding) else x
+                 interior=(0, 0, 0, 0), value=float("nan")) if any(padding) else x
     y = lax.stop_gradient(y)
     taken, masks = None, []
     for ab, s in _window_slices(xp, kernel, stride, y.shape[2:]):
@@ -178,9 +179,23 @@ def _max_pool_masks(x, y, kernel, stride, padding):
 
 
 def _max_pool_vjp(ins, outs, douts, kernel, stride, padding):
-    x, g = ins[0], douts[0]
-    parts = [(ab, lax.mul(g, m)) for ab, m in _max_pool_masks(x, outs[0], kernel, stride, padding)]
-    return [_window_scatter(parts, x.shape, kernel, stride, padding, g.shape[2:])]
+    # one op instead of kh*kw masks, pads and adds: as a composite, LeNet's pool backward was
+    # ~10 kernels and a quarter of its train step
+    return [lax.max_pool2d_grad(ins[0], lax.stop_gradient(outs[0]), douts[0], kernel=kernel, stride=stride,
+                                padding=padding)]
+
+
+def _max_pool_select(x, y, t, kernel, stride, padding):
+    """Each window's value of t at the window's first maximum of x (the adjoint of
+    max_pool2d_grad in its cotangent, and max_pool2d's tangent)."""
+    tp = lax.pad(t, lo=(0, 0, padding[0], padding[2]), hi=(0, 0, padding[1], padding[3]),
+                 interior=(0, 0, 0, 0), value=0.0) if any(padding) else t
+    slices = dict(_window_slices(tp, kernel, stride, y.shape[2:]))
+    total = None
+    for ab, m in _max_pool_masks(x, y, kernel, stride, padding):
+        term = lax.mul(slices[ab], m)
+        total = term if total is None else lax.add(total, term)
+    return total
 
 
 def _max_pool_jvp(primals, tangents, kernel, stride, padding):
@@ -188,14 +203,7 @@ def _max_pool_jvp(primals, tangents, kernel, stride, padding):
     t = tangents[0]
     if t is None:
         return out, [None]
-    tp = lax.pad(t, lo=(0, 0, padding[0], padding[2]), hi=(0, 0, padding[1], padding[3]),
-                 interior=(0, 0, 0, 0), value=0.0) if any(padding) else t
-    slices = dict(_window_slices(tp, kernel, stride, out[0].shape[2:]))
-    total = None
-    for ab, m in _max_pool_masks(primals[0], out[0], kernel, stride, padding):
-        term = lax.mul(slices[ab], m)
-        total = term if total is None else lax.add(total, term)
-    return out, [total]
+    return out, [_max_pool_select(primals[0], out[0], t, kernel, stride, padding)]
 
 
 def _avg_pool_vjp(ins, outs, douts, kernel, stride, padding):
@@ -214,3 +222,43 @@ avg_pool2d = def_op("avg_pool2d", infer=_pool_infer, kind=Kind.OPAQUE, amp=Amp.N
                     attr_names=("kernel", "stride", "padding"),
                     doc="mean over windows; padded zeros count in the divisor (count_include_pad)",
                     batch=B.pool("avg_pool2d"))
+
+
+def _max_pool_grad_infer(ts, attrs):
+    check_arity(ts, 3)
+    check_allowed(ts, "float")
+    same_dtype(ts)
+    x, y, g = ts
+    pooled = _pool_infer([x], attrs)
+    if y.shape != pooled.shape or g.shape != pooled.shape:
+        fail(f"y and g must have max_pool2d(x)'s shape {pooled.shape}", ts)
+    return x
+
+
+def _max_pool_grad_impl(x, y, g, kernel, stride, padding):
+    """Each window's g added at its first maximum (row-major; padding never receives), the
+    contributions to one element summed in window order, as every backend does."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, y.shape[2:]
+    win = _windows(x, kernel, stride, padding, np.nan)            # [N, C, Ho, Wo, kh, kw]
+    hit = (win == y[..., None, None]).reshape(win.shape[:4] + (kh * kw,))
+    first = hit & (np.cumsum(hit, axis=-1) == 1)
+    part = np.where(first, g[..., None], np.zeros((), g.dtype)).reshape(win.shape)
+    dxp = np.zeros((n, c, h + padding[0] + padding[1], w + padding[2] + padding[3]), g.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):     # inf + -inf is NaN, as on every backend
+        for a in reversed(range(kh)):      # offsets high to low = windows in increasing order
+            for b in reversed(range(kw)):
+                dxp[:, :, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw] += part[..., a, b]
+    return dxp[:, :, padding[0]:padding[0] + h, padding[2]:padding[2] + w]
+
+
+def _max_pool_grad_vjp(ins, outs, douts, kernel, stride, padding):
+    x, y = ins[0], ins[1]          # piecewise constant in x and y
+    return [None, None, _max_pool_select(x, y, douts[0], kernel, stride, padding)]
+
+
+max_pool2d_grad = def_op("max_pool2d_grad", infer=_max_pool_grad_infer, impl=_max_pool_grad_impl, kind=Kind.OPAQUE,
+                         attr_names=("kernel", "stride", "padding"), vjp=_max_pool_grad_vjp,
+                         jvp=linear_jvp("max_pool2d_grad", linear_args=(2,)), batch=B.pool("max_pool2d_grad"),
+                         doc="max_pool2d's input gradient: (x, y = max_pool2d(x), g) -> dx, each window's g "
+                             "at its first maximum")

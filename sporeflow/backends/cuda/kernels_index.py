@@ -206,6 +206,39 @@ def k_pool(name, node):
     return Kernel(name, pointer_params([x], [y]), src, grid_for(y.type.size), ELEMENTWISE_BLOCK)
 
 
+def k_max_pool_grad(name, node):
+    """One thread per input element (no atomics): it sums, in window order, the g of every
+    window whose first maximum (row-major, padding never) it is."""
+    x, y, dx = node.inputs[0], node.inputs[1], node.outputs[0]
+    (kh, kw), (sh, sw), pad = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    _, c, h, w = x.type.shape
+    ho, wo = y.type.shape[2:]
+    ct = C.compute(x.dtype)
+    plane = f"(o0 * {c}LL + o1)"
+    xat = lambda hh, ww: C.load(x.dtype, f"in0[({plane} * {h}LL + {hh}) * {w}LL + {ww}]")  # noqa: E731
+
+    def window_range(v, k, s, p, n):
+        return (f"    long long {v}p = o{2 if v == 'h' else 3} + {p}LL, {v}lo = {v}p - {k - 1}LL;\n"
+                f"    {v}lo = {v}lo <= 0 ? 0 : ({v}lo + {s - 1}LL) / {s}LL;\n"
+                f"    long long {v}hi = {v}p / {s}LL < {n - 1}LL ? {v}p / {s}LL : {n - 1}LL;\n")
+    src = (grid_stride(dx.type.size) + coords("o", "i", dx.type.shape)
+           + window_range("h", kh, sh, pad[0], ho) + window_range("w", kw, sw, pad[2], wo)
+           + f"    {ct} v = {xat('o2', 'o3')}, acc = {C.literal(0, x.dtype)};\n"
+           + "    for (long long oh = hlo; oh <= hhi; ++oh) for (long long ow = wlo; ow <= whi; ++ow) {\n"
+           + f"      long long yi = ({plane} * {ho}LL + oh) * {wo}LL + ow;\n"
+           + f"      {ct} m = {C.load(y.dtype, 'in1[yi]')};\n"
+           + "      if (!(v == m)) continue;\n"
+           + f"      long long mine = (hp - oh * {sh}LL) * {kw}LL + (wp - ow * {sw}LL);\n"
+           + "      bool first = true;\n"
+           + "      for (long long t = 0; t < mine && first; ++t) {\n"
+           + f"        long long th = oh * {sh}LL + t / {kw}LL - {pad[0]}LL, tw = ow * {sw}LL + t % {kw}LL - {pad[2]}LL;\n"
+           + f"        if (th >= 0 && th < {h}LL && tw >= 0 && tw < {w}LL && {xat('th', 'tw')} == m) first = false;\n"
+           + "      }\n"
+           + f"      if (first) acc = acc + {C.load(y.dtype, 'in2[yi]')};\n    }}\n"
+           + f"    out0[i] = {C.store(x.dtype, 'acc')};\n  }}\n")
+    return Kernel(name, pointer_params(node.inputs, [dx]), src, grid_for(dx.type.size), ELEMENTWISE_BLOCK)
+
+
 # ---- random bits: Threefry-2x32, 20 rounds (primitives/random.py), the same numbers as on CPU -----
 def _threefry() -> str:
     lines = ["    unsigned int k0 = in0[0], k1 = in0[1], k2 = k0 ^ k1 ^ %du;\n" % PARITY,

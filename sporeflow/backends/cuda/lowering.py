@@ -205,7 +205,7 @@ LOWERINGS: dict = {
     "reshape": _map(K.k_reshape), "broadcast_to": _map(K.k_broadcast), "transpose": _map(K.k_transpose),
     "slice": _map(K.k_slice), "rev": _map(K.k_rev), "pad": _map(K.k_pad), "concatenate": _map(K.k_concatenate),
     "iota": _map(K.k_iota), "take": _map(K.k_take), "constant": lower_constant,
-    "max_pool2d": _map(K.k_pool), "avg_pool2d": _map(K.k_pool),
+    "max_pool2d": _map(K.k_pool), "avg_pool2d": _map(K.k_pool), "max_pool2d_grad": _map(K.k_max_pool_grad),
     "random_bits": _map(K.k_random), "random_uniform": _map(K.k_random),
     "scatter_add": lower_scatter_add, "matmul": lower_matmul, "conv2d": lower_conv2d,
     "fused": lower_fused, "custom_vjp": lower_custom_vjp,

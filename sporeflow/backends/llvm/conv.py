@@ -21,7 +21,8 @@ instead: each chunk's GEMM writes a partial output, and the partials are summed 
 from __future__ import annotations
 
 from .irgen import BYTES, FnBuilder, compute_ty
-from .gemm import narrow_into, single_threaded_blas, widened
+from .gemm import single_threaded_blas
+from .kernels_elem import narrow_into, widened
 from .parallel import emit_parallel_for, gomp_available, team_size
 from .kernels_nn import blas_available, emit_gemm, lower_conv2d as lower_conv2d_loops
 

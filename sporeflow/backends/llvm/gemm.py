@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from .irgen import FnBuilder, compute_ty
-from .kernels_elem import load_c, store_c
+from .kernels_elem import narrow_into, widened
 from .kernels_nn import blas_available, emit_gemm, expose_openblas, lower_matmul as lower_matmul_generic
 from .parallel import emit_parallel_for, gomp_available
 
@@ -92,20 +92,6 @@ def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: in
 
     emit_parallel_for(fx, name, [a, bm, c], nblocks, body, 1 << 62)
     restore()
-
-
-def widened(fx, ptr: str, v) -> str:
-    """A float32 scratch copy of a half-type buffer (one vectorizable fpext loop)."""
-    dst = fx.scratch(v.type.size * 4)
-    with fx.b.loop(v.type.size, "h") as i:
-        fx.b.store("float", load_c(fx.b, ptr, v.dtype, i), dst, i)
-    return dst
-
-
-def narrow_into(fx, src: str, dst: str, v) -> None:
-    """dst (v's half type) = float32 src rounded once (one vectorizable loop)."""
-    with fx.b.loop(v.type.size, "h") as i:
-        store_c(fx.b, fx.b.load("float", src, i), dst, v.dtype, i)
 
 
 def lower_matmul(fx, node, ins, outs) -> None:

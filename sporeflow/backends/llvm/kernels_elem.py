@@ -218,3 +218,17 @@ RULES = {
     "iota": lower_iota, "constant": lower_constant,
     "random_bits": _random(False), "random_uniform": _random(True),
 }
+
+
+def widened(fx, ptr: str, v) -> str:
+    """A float32 scratch copy of a half-type buffer (one vectorizable fpext loop)."""
+    dst = fx.scratch(v.type.size * 4)
+    with fx.b.loop(v.type.size, "h") as i:
+        fx.b.store("float", load_c(fx.b, ptr, v.dtype, i), dst, i)
+    return dst
+
+
+def narrow_into(fx, src: str, dst: str, v) -> None:
+    """dst (v's half type) = float32 src rounded once (one vectorizable loop)."""
+    with fx.b.loop(v.type.size, "h") as i:
+        store_c(fx.b, fx.b.load("float", src, i), dst, v.dtype, i)

@@ -16,7 +16,8 @@ import os
 import numpy as np
 
 from .irgen import BYTES, FnBuilder, compute_ty, fconst, is_unsigned, storage_ty
-from .kernels_elem import contiguous_strides, load_c, store_c
+from .kernels_elem import contiguous_strides, load_c, narrow_into, store_c
+from .parallel import emit_parallel_for
 from .scalar_ops import SCALAR_RULES
 
 _BLAS_SYMBOLS = {"float": "scipy_cblas_sgemm64_", "double": "scipy_cblas_dgemm64_"}
@@ -193,7 +194,70 @@ def _pool(kind: str):
     return rule
 
 
+def _lower_max_pool_grad(fx, node, ins, outs) -> None:
+    """Per window, its taps are a constant chain of compares with y (padding never hits).
+    Disjoint windows without padding (stride >= kernel: LeNet's 2x2/2) store every tap once,
+    g at the first hit and 0 elsewhere: no read-modify-write, and dx is zeroed only where no
+    window reaches. Otherwise dx = 0, then dx[first hit] += g per window, unconditionally
+    (adding +0.0 changes nothing: dx starts at +0.0 and never holds -0.0), windows in order
+    as the interpreter sums them. Planes (n, c) run in parallel; half types accumulate in a
+    float32 scratch rounded once."""
+    (x, y, g), out = node.inputs, node.outputs[0]
+    (kh, kw), (sh, sw), p = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
+    N, C, H, W = x.shape
+    Ho, Wo = y.shape[2], y.shape[3]
+    cty = compute_ty(x.dtype)
+    acc = fx.scratch(out.type.size * 4) if x.dtype.is_half else outs[0]
+    padded = any(p)
+    disjoint = not padded and sh >= kh and sw >= kw
+    covered = disjoint and (sh, sw) == (kh, kw) and (Ho * kh, Wo * kw) == (H, W)
+
+    def taps(kb: FnBuilder, xp: str, xb: str, oh: str, ow: str, yv: str) -> list[tuple[str, str]]:
+        """(index in the plane, hit) per tap, row-major."""
+        res = []
+        for a in range(kh):
+            for bb in range(kw):
+                ih = kb.op(f"sub i64 {kb.add(kb.mul(oh, sh), a)}, {p[0]}")
+                iw = kb.op(f"sub i64 {kb.add(kb.mul(ow, sw), bb)}, {p[2]}")
+                idx, ok = kb.add(kb.mul(ih, W), iw), "true"
+                if padded:
+                    ok = kb.op(f"and i1 {kb.op(f'icmp ult i64 {ih}, {H}')}, {kb.op(f'icmp ult i64 {iw}, {W}')}")
+                    idx = kb.op(f"select i1 {ok}, i64 {idx}, i64 0")
+                v = load_c(kb, xp, x.dtype, kb.add(xb, idx))
+                res.append((idx, kb.op(f"and i1 {ok}, {kb.op(f'fcmp oeq {cty} {v}, {yv}')}")))
+        return res
+
+    def body(kb: FnBuilder, kp: list[str], start: str, end: str) -> None:
+        with kb.loop(end, "pl", start=start) as plane:
+            xb, yb = kb.mul(plane, H * W), kb.mul(plane, Ho * Wo)
+            dst = kb.gep(cty, kp[3], xb)
+            if not covered:
+                with kb.loop(H * W, "z") as i:
+                    kb.store(cty, "0.0", dst, i)
+            with kb.loops([Ho, Wo], "pw") as (oh, ow):
+                yi = kb.add(yb, kb.add(kb.mul(oh, Wo), ow))
+                yv, gv = load_c(kb, kp[1], y.dtype, yi), load_c(kb, kp[2], g.dtype, yi)
+                if disjoint:
+                    gv = kb.op(f"fadd {cty} {gv}, 0.0")     # a sum from +0.0: g = -0.0 gives +0.0
+                    taken = "false"
+                    for idx, hit in taps(kb, kp[0], xb, oh, ow, yv):
+                        first = kb.op(f"and i1 {hit}, {kb.op(f'xor i1 {taken}, true')}")
+                        taken = kb.op(f"or i1 {taken}, {hit}")
+                        kb.store(cty, kb.op(f"select i1 {first}, {cty} {gv}, {cty} 0.0"), dst, idx)
+                else:
+                    pos, found = "0", "false"
+                    for idx, hit in reversed(taps(kb, kp[0], xb, oh, ow, yv)):   # the last select wins: the first hit
+                        pos = kb.op(f"select i1 {hit}, i64 {idx}, i64 {pos}")
+                        found = kb.op(f"or i1 {found}, {hit}")
+                    add = kb.op(f"select i1 {found}, {cty} {gv}, {cty} 0.0")
+                    kb.store(cty, kb.op(f"fadd {cty} {kb.load(cty, dst, pos)}, {add}"), dst, pos)
+
+    emit_parallel_for(fx, "max_pool2d_grad", [ins[0], ins[1], ins[2], acc], N * C, body, x.type.size * kh * kw)
+    if x.dtype.is_half:
+        narrow_into(fx, acc, outs[0], out)
+
+
 # matmul and conv2d: lower_matmul / lower_conv2d above are the generic paths that gemm.py and
 # conv.py fall back to; their table entries are there
-RULES = {"max_pool2d": _pool("max"), "avg_pool2d": _pool("avg")}
+RULES = {"max_pool2d": _pool("max"), "avg_pool2d": _pool("avg"), "max_pool2d_grad": _lower_max_pool_grad}
 _ = storage_ty
