@@ -217,12 +217,13 @@ def k_max_pool_grad(name, node):
     plane = f"(o0 * {c}LL + o1)"
     xat = lambda hh, ww: C.load(x.dtype, f"in0[({plane} * {h}LL + {hh}) * {w}LL + {ww}]")  # noqa: E731
 
-    def window_range(v, k, s, p, n):
-        return (f"    long long {v}p = o{2 if v == 'h' else 3} + {p}LL, {v}lo = {v}p - {k - 1}LL;\n"
+    def window_range(v, coord, k, s, p, n):
+        """{v}p: the padded coordinate; [{v}lo, {v}hi]: the windows that contain it."""
+        return (f"    long long {v}p = {coord} + {p}LL, {v}lo = {v}p - {k - 1}LL;\n"
                 f"    {v}lo = {v}lo <= 0 ? 0 : ({v}lo + {s - 1}LL) / {s}LL;\n"
                 f"    long long {v}hi = {v}p / {s}LL < {n - 1}LL ? {v}p / {s}LL : {n - 1}LL;\n")
     src = (grid_stride(dx.type.size) + coords("o", "i", dx.type.shape)
-           + window_range("h", kh, sh, pad[0], ho) + window_range("w", kw, sw, pad[2], wo)
+           + window_range("h", "o2", kh, sh, pad[0], ho) + window_range("w", "o3", kw, sw, pad[2], wo)
            + f"    {ct} v = {xat('o2', 'o3')}, acc = {C.literal(0, x.dtype)};\n"
            + "    for (long long oh = hlo; oh <= hhi; ++oh) for (long long ow = wlo; ow <= whi; ++ow) {\n"
            + f"      long long yi = ({plane} * {ho}LL + oh) * {wo}LL + ow;\n"

@@ -1,4 +1,4 @@
-"""Opaque kernels: matmul, conv2d, max/avg pooling.
+"""Opaque kernels: matmul, conv2d, max/avg pooling and the max-pool input gradient.
 
 matmul: float32/float64 (and half types, through float32 scratch copies) call the BLAS numpy
 ships (OpenBLAS, `scipy_cblas_[sd]gemm64_`, ILP64; backend-derisk.md 1d: as fast as numpy,
