@@ -2,7 +2,7 @@
 SPOREFLOW_MAX_VECTOR_WIDTH=256 forces the AVX2 path; on both, the float32 gelu*sigmoid chain
 kernel is vector code with the exp polynomial inlined (no scalar libm call), and the setting is
 part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
-the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain."""
+the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain. A vectorized row loop stays a loop, and the LLVM options are in the cache key."""
 import math
 import re
 
@@ -99,3 +99,29 @@ def test_bad_width_setting_is_refused(monkeypatch):
     monkeypatch.setenv("SPOREFLOW_MAX_VECTOR_WIDTH", "300")
     with pytest.raises(ValueError, match="SPOREFLOW_MAX_VECTOR_WIDTH"):
         hostcpu.host()
+
+
+def test_vectorized_row_loop_is_not_unrolled_again():
+    """A long innermost loop is vectorized and then left as a loop: LLVM used to unroll the vector
+    loop of a 512-wide row fully (32 vector adds for one row), which cost compile time (MLP train
+    step 0.31 -> 0.23 s) and no step got faster."""
+    def add_relu(x, b):
+        return ops.maximum(x + b, 0.0)
+    r = np.random.default_rng(2)
+    x, b = r.standard_normal((128, 512)).astype(np.float32), r.standard_normal(512).astype(np.float32)
+    f = sf.jit(add_relu, backend="llvm")
+    np.testing.assert_array_equal(f(sf.Tensor(x), sf.Tensor(b)).asnumpy(), np.maximum(x + b, 0))
+    (c,) = f._cache.values()
+    adds = re.findall(r"vaddps\s", c.executable.asm)
+    assert 1 <= len(adds) <= 4, f"{len(adds)} vector adds for one 512-wide row: the vector loop was unrolled"
+
+
+def test_llvm_options_are_set_and_in_the_cache_key():
+    text = "define void @f() { ret void }"
+    key = jit.cache_key(text)
+    assert all(option in jit.target_id() for option in jit.LLVM_OPTIONS)
+    jit.LLVM_OPTIONS, saved = (), jit.LLVM_OPTIONS
+    try:
+        assert jit.cache_key(text) != key
+    finally:
+        jit.LLVM_OPTIONS = saved

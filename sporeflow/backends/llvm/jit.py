@@ -30,6 +30,16 @@ from . import hostcpu
 
 CODEGEN_VERSION = "sporeflow-llvm-3"
 OPT_LEVEL = 3
+# Two LLVM phases left out of every compile, measured on the MLP train step's module (0.20 ->
+# 0.16 s of optimisation + code generation, no workload of bench/run.py slower):
+# - loop strength reduction: the codegen pipeline's single most expensive pass here (a fifth of
+#   code generation); x86 addressing modes already take base + index*scale + offset, which is
+#   every address the kernels compute;
+# - epilogue vectorization: a second, narrower vector loop for the remainder of each
+#   vectorized loop; the remainder runs scalar instead (at most 15 of the elements of a row).
+# These are process-wide LLVM settings (llvmlite has no per-module switch for them); they are
+# part of the object cache key.
+LLVM_OPTIONS = ("-disable-lsr", "-enable-epilogue-vectorization=false")
 MAGIC = b"SFOBJ1\n"
 
 _lock = threading.Lock()
@@ -43,6 +53,8 @@ def _init() -> None:
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
         _add_runtime_symbols()
+        for option in LLVM_OPTIONS:
+            llvm.set_option("sporeflow", option)
         _init_done = True
 
 
@@ -73,7 +85,7 @@ def host_tm(jit: bool = True):
 def target_id() -> str:
     _init()
     return "|".join([llvm.get_process_triple(), hostcpu.host().key(),
-                     f"O{OPT_LEVEL}", llvmlite.__version__, CODEGEN_VERSION])
+                     f"O{OPT_LEVEL}", *LLVM_OPTIONS, llvmlite.__version__, CODEGEN_VERSION])
 
 
 def cache_dir() -> Path:
