@@ -38,6 +38,7 @@ from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
 from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
+from . import hostcpu
 from .scalar_ops import SCALAR_RULES, from_compute, to_compute
 from .codegen import nbytes
 
@@ -127,6 +128,13 @@ def _kernel_args(fx, node, ins, outs, plan, body):
         rule(fx, plan.master, mins, [dst])
         ptrs.append(dst)
     return ptrs
+
+
+def _row_interleave(inner: int) -> int:
+    """Independent vector accumulators for a row reduction: 4 hide the add latency, but a row of
+    fewer vectors cannot use them (a 10-class log-softmax asked for 4 and the loop vectorizer
+    spent 7 ms of the MLP step's compile weighing plans it could not take)."""
+    return max(1, min(4, inner // hostcpu.host().f32_lanes))
 
 
 def _emit_elementwise(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
@@ -225,7 +233,7 @@ def _emit_row(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
                     for n in pass_reds:
                         if _is_fsum(n):
                             kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])
-                    with kb.loop(bend, "j", start=b0 if blocked else 0, interleave=4 if pass_reds else 0) as j:
+                    with kb.loop(bend, "j", start=b0 if blocked else 0, interleave=_row_interleave(inner) if pass_reds else 0) as j:
                         em.memo = dict(row_memo)
                         em.j = j
                         em.saved = {key: bufs[key] for key in bufs if plan.level[key] < p}

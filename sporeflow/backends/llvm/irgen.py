@@ -258,5 +258,6 @@ class ModuleBuilder:
 
     def render(self) -> str:
         parts = [f"; ModuleID = '{self.name}'", *self.globals, "", *self.decls, "", *self.functions,
-                 "attributes #0 = { nounwind \"no-trapping-math\"=\"true\" }", *self.metadata]
+                 "attributes #0 = { nounwind \"no-trapping-math\"=\"true\" }",
+                 "attributes #1 = { nounwind noinline \"no-trapping-math\"=\"true\" }", *self.metadata]
         return "\n".join(parts) + "\n"
