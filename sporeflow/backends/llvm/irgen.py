@@ -187,10 +187,10 @@ class FnBuilder:
         # No loop but a short constant one is unrolled. A loop around a long loop (a
         # vectorization target): LLVM fully unrolled short constant outer loops (16 row groups
         # of a column sum) and then vectorized every copy of the inner loop, a 6x slower compile
-        # for no faster code. A long innermost loop: after vectorizing it (interleaved by the
-        # cost model) LLVM unrolled the vector loop again, fully for a constant trip count (a
-        # 512-wide row: 8 iterations, 32 zmm bodies), which made the MLP train step's cold
-        # compile 0.31 s instead of 0.23 s with no step measurably faster.
+        # for no faster code. A long innermost loop: LLVM unrolled its vector loop again, fully
+        # for a constant trip count (a 512-wide row: 8 iterations, 32 zmm bodies), which made
+        # the MLP train step's cold compile 0.31 s instead of 0.23 s with no step measurably
+        # faster; with the metadata it is interleaved only where `interleave` asks.
         short = isinstance(n, int) and isinstance(start, int) and (n - start) < SHORT_LOOP * step
         if interleave or self._long_loop_inside or not short:
             self.emit(f"br label %{head}, !llvm.loop {self.module.loop_metadata(interleave)}")

@@ -36,7 +36,7 @@ OPT_LEVEL = 3
 #   code generation); x86 addressing modes already take base + index*scale + offset, which is
 #   every address the kernels compute;
 # - epilogue vectorization: a second, narrower vector loop for the remainder of each
-#   vectorized loop; the remainder runs scalar instead (at most 15 of the elements of a row).
+#   vectorized loop; the remainder (fewer elements than one vector) runs scalar instead.
 # These are process-wide LLVM settings (llvmlite has no per-module switch for them); they are
 # part of the object cache key.
 LLVM_OPTIONS = ("-disable-lsr", "-enable-epilogue-vectorization=false")
