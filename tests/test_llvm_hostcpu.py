@@ -2,7 +2,8 @@
 SPOREFLOW_MAX_VECTOR_WIDTH=256 forces the AVX2 path; on both, the float32 gelu*sigmoid chain
 kernel is vector code with the exp polynomial inlined (no scalar libm call), and the setting is
 part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
-the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain. A vectorized row loop stays a loop, and the LLVM options are in the cache key."""
+the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain. A
+vectorized row loop stays a loop, and the LLVM options are part of the cache key."""
 import math
 import re
 
@@ -116,12 +117,9 @@ def test_vectorized_row_loop_is_not_unrolled_again():
     assert 1 <= len(adds) <= 4, f"{len(adds)} vector adds for one 512-wide row: the vector loop was unrolled"
 
 
-def test_llvm_options_are_set_and_in_the_cache_key():
+def test_llvm_options_are_in_the_cache_key(monkeypatch):
     text = "define void @f() { ret void }"
     key = jit.cache_key(text)
     assert all(option in jit.target_id() for option in jit.LLVM_OPTIONS)
-    jit.LLVM_OPTIONS, saved = (), jit.LLVM_OPTIONS
-    try:
-        assert jit.cache_key(text) != key
-    finally:
-        jit.LLVM_OPTIONS = saved
+    monkeypatch.setattr(jit, "LLVM_OPTIONS", ())
+    assert jit.cache_key(text) != key
