@@ -1,7 +1,7 @@
 """Host-adaptive code generation: the vector width follows the host (AVX-512 where present) and
 SPOREFLOW_MAX_VECTOR_WIDTH=256 forces the AVX2 path; on both, the float32 gelu*sigmoid chain
-kernel is vector code with the exp polynomial inlined (no scalar libm call), and the setting is
-part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
+kernel is vector code with the exp polynomial inlined (no scalar libm call, ldexpf included;
+with AVX-512 exp's 2^n is one vscalefps), and the setting is part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
 the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain. A
 vectorized row loop stays a loop, and the LLVM options are part of the cache key."""
 import math
@@ -50,7 +50,9 @@ def test_chain_kernel_vectorizes(monkeypatch, width):
     reg = "zmm" if width == "512" else "ymm"
     assert len(re.findall(rf"v(?:fmadd|fnmadd)\w*ps\s+[^\n]*%{reg}", asm)) >= 8, "no vector FMAs"
     if width == "256":
-        assert "%zmm" not in asm
+        assert "%zmm" not in asm and "vscalef" not in asm
+    else:
+        assert re.search(r"vscalefps\s+[^\n]*%zmm", asm), "exp's 2^n is not one vscalefps"
 
 
 ROW_CASES = {"sum": (lambda a: ops.sum(a, 1), lambda a: a.sum(1), r"vaddps"),

@@ -105,10 +105,12 @@ def _store(b: FnBuilder, v: Value, val: str, ptr: str, idx: str) -> None:
 TRANSCENDENTAL = ("exp", "log", "tanh", "sin", "cos", "erf", "pow")
 # Elementwise bodies with a transcendental are latency chains (exp: ~25 dependent vector ops):
 # LLVM's cost model keeps them at one vector per iteration, and a core's FP scheduler then
-# holds about one iteration, so the chain runs nearly serially. Two interleaved vectors per
-# iteration let it overlap two chains: the gelu*sigmoid chain at 1M, one core (AVX2 Zen 3),
-# 2.6-2.9 ms at one against 2.0-2.2 at two (three: 2.5-3.0, register spills).
-LATENCY_INTERLEAVE = 2
+# holds about one iteration, so the chain runs nearly serially. Interleaved vectors let it
+# overlap chains, as many as the registers hold. The gelu*sigmoid chain at 1M: on one core of
+# an AVX2 Zen 3 (16 ymm registers) 2.6-2.9 ms at one, 2.0-2.2 at two, 2.5-3.0 at three (spills);
+# on two cores of an AVX-512 Zen 4 (32 zmm registers) 0.45 ms at two, 0.40 at four.
+def _latency_interleave() -> int:
+    return 4 if hostcpu.host().has("avx512f") else 2
 
 
 def _cost(body: Graph) -> int:
@@ -154,7 +156,7 @@ def _emit_elementwise(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
     def body_fn(kb: FnBuilder, kptrs: list[str], start: str, end: str) -> None:
         em = _Emitter(kb, plan, kptrs, body)
         latency = shp[-1] >= SHORT_LOOP and any(n.op in TRANSCENDENTAL for n in body.nodes)
-        ic = LATENCY_INTERLEAVE if latency else 0     # (a short inner loop is left to full unrolling)
+        ic = _latency_interleave() if latency else 0     # (a short inner loop is left to full unrolling)
         with kb.loop(end, "e0", start=start, interleave=ic if len(shp) == 1 else 0) as i0:
             with kb.loops(shp[1:], "e", interleave=ic) as rest:
                 idx = [i0] + rest

@@ -41,6 +41,10 @@ class HostCPU:
     def f32_lanes(self) -> int:
         return self.vector_bits // 32
 
+    def has(self, feature: str) -> bool:
+        """Whether the generated code may use LLVM target feature `feature` (e.g. "avx512f")."""
+        return f"+{feature}" in self.features.split(",")
+
     def key(self) -> str:
         return f"{self.name}|{self.features}|v{self.vector_bits}"
 
