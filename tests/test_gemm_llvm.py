@@ -35,3 +35,28 @@ def test_batched_products_in_parallel():
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((64, 300, 1)), rng.standard_normal((64, 1, 200))
     np.testing.assert_allclose(get_backend("llvm").compile(g)(A, B)[0], A @ B, rtol=1e-12)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_generated_register_blocked_kernel_of_the_bench_equals_numpy(ta, tb):
+    """bench/gemm_generated.py's kernel (the measured alternative to OpenBLAS): two K slices
+    (k > KC, the second accumulates into C) and two row blocks (m > MC), every transpose."""
+    import ctypes
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "bench"))
+    import gemm_generated as G
+    from sporeflow.backends.llvm import hostcpu, jit
+    lanes = hostcpu.host().f32_lanes
+    m, n, k = G.MC + 8, 4 * lanes, G.KC + 44
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    B = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    src = G.sgemm_ir(m, n, k, ta, tb, 8, 2, lanes)
+    loaded = jit.Loaded(jit.compile_object(src)[0], src)
+    fn = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 5)(loaded.address("sgemm"))
+    C = np.full((m, n), np.nan, np.float32)
+    ap, bp = np.empty(G.MC * G.KC, np.float32), np.empty(G.KC * n, np.float32)
+    fn(A.ctypes.data, B.ctypes.data, C.ctypes.data, ap.ctypes.data, bp.ctypes.data)
+    want = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B)
+    np.testing.assert_allclose(C, want, rtol=2e-5, atol=2e-4)
