@@ -32,7 +32,12 @@ SHAPES = [(128, 512, 784, False, False, "forward x@W1"),
           (128, 512, 512, False, True, "input grad d@W2^T"),
           (784, 512, 128, True, False, "weight grad x^T@d"),
           (512, 512, 128, True, False, "weight grad h^T@d"),
-          (1024, 1024, 1024, False, False, "square")]
+          (1024, 1024, 1024, False, False, "square"),
+          # micro-batches of 32 (Model(grad_accumulation=4) at batch 128; MindSpore's Dense keeps W as [out, in])
+          (32, 512, 784, False, True, "b32 forward x@W1^T"),
+          (32, 512, 512, False, False, "b32 input grad d@W2"),
+          (512, 784, 32, True, False, "b32 weight grad d^T@x"),
+          (512, 512, 32, True, False, "b32 weight grad d^T@h")]
 KC, MC = 256, 192
 
 

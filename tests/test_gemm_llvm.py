@@ -37,6 +37,52 @@ def test_batched_products_in_parallel():
     np.testing.assert_allclose(get_backend("llvm").compile(g)(A, B)[0], A @ B, rtol=1e-12)
 
 
+def _product_graph(a_shape, b_shape, ta, tb, dtype=float32, accumulate=False):
+    b = GraphBuilder("mm")
+    x, y = b.add_input(TensorType(a_shape, dtype)), b.add_input(TensorType(b_shape, dtype))
+    p = b.emit("matmul", [x, y], {"transpose_a": ta, "transpose_b": tb})
+    if accumulate:
+        m, n = (a_shape[1] if ta else a_shape[0]), (b_shape[0] if tb else b_shape[1])
+        acc = b.add_input(TensorType((m, n), dtype))
+        p = b.emit("add", [acc, p[0]], {})
+    return b.finish(p)
+
+
+@pytest.mark.parametrize("m,n,k", [(16, 96, 80), (32, 512, 784), (128, 512, 512)])
+def test_few_row_product_with_transposed_b_runs_swapped(m, n, k):
+    """x @ W^T with few rows (a Dense layer, W kept [out, in]) is computed as (W @ x^T)^T: the
+    BLAS call has the dimensions swapped, and the result is the product's."""
+    from sporeflow.backends import get_backend
+    from sporeflow.backends.llvm import gemm
+    assert gemm._swap_pays(m, n, k, False, True)
+    exe = get_backend("llvm").compile(_product_graph((m, k), (n, k), False, True))
+    rng = np.random.default_rng(m)
+    A, B = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((n, k)).astype(np.float32)
+    np.testing.assert_allclose(exe(A, B)[0], A.astype(np.float64) @ B.T, rtol=2e-5, atol=2e-4)
+    calls = [ln for ln in exe.source.splitlines() if "cblas_sgemm" in ln and "call" in ln]
+    # C^T[n, m] = W @ x^T: its row stride (the last argument) is m, C's would be n
+    assert calls and all("i32 101, i32 111, i32 112, " in c and c.endswith(f", i64 {m})") for c in calls), calls
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,n,k", [(300, 40, 200), (9, 7, 5)])
+def test_accumulating_product_is_one_blas_call_with_beta_one(m, n, k, ta, tb):
+    """acc + A @ B (a gradient summed over micro-batches) fuses into BLAS's beta = 1: no epilogue
+    pass, the accumulator read once; equal to numpy for every transpose, in float32 and float64."""
+    from sporeflow.backends import get_backend
+    from sporeflow.passes.pipelines import run_default_pipeline
+    for dt, np_dt, tol in ((float32, np.float32, 2e-4), (float64, np.float64, 1e-10)):
+        a_shape, b_shape = ((k, m) if ta else (m, k)), ((n, k) if tb else (k, n))
+        g = run_default_pipeline(_product_graph(a_shape, b_shape, ta, tb, dt, accumulate=True), "llvm")
+        assert [n_.op for n_ in g.nodes] == ["fused"], [n_.op for n_ in g.nodes]
+        exe = get_backend("llvm").compile(g)
+        assert "accumulating product (BLAS beta = 1)" in exe.source
+        rng = np.random.default_rng(k)
+        A, B, C = (rng.standard_normal(s).astype(np_dt) for s in (a_shape, b_shape, (m, n)))
+        want = C + (A.T if ta else A).astype(np.float64) @ (B.T if tb else B)
+        np.testing.assert_allclose(exe(A, B, C)[0], want, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_generated_register_blocked_kernel_of_the_bench_equals_numpy(ta, tb):
     """bench/gemm_generated.py's kernel (the measured alternative to OpenBLAS): two K slices

@@ -32,6 +32,7 @@ import numpy as np
 
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
+from .gemm import lower_accumulating_product
 from .fused_plan import REDUCE_OPS, VIEW_OPS, Plan, analyze
 from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
@@ -485,7 +486,7 @@ def _inline(fx, node, ins, outs) -> None:
 
 def lower_fused(fx, node, ins, outs) -> None:
     body: Graph = node.attrs["body"]
-    if not body.outputs:
+    if not body.outputs or lower_accumulating_product(fx, node, ins, outs):
         return
     plan = analyze(body, LoopNest.of(node.attrs))
     how = "inline" if plan is None else "column" if plan.col is not None else "row" if plan.r is not None \

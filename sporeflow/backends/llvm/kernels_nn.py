@@ -48,16 +48,19 @@ def blas_available() -> bool:
     return _blas_ok
 
 
-def emit_gemm(b: FnBuilder, ty: str, a: str, bb: str, c: str, m: int, n: int, k: int, ta: bool, tb: bool,
-              lda: int | None = None, ldb: int | None = None) -> None:
-    """C[m,n] = op(A) @ op(B) for one matrix, `ty` float/double, via BLAS; lda/ldb default to
-    dense rows (a sub-block of a wider matrix passes its row stride)."""
+def emit_gemm(b: FnBuilder, ty: str, a: str, bb: str, c: str, m: int | str, n: int | str, k: int,
+              ta: bool, tb: bool, lda: int | None = None, ldb: int | None = None, ldc: int | None = None,
+              beta: float = 0.0) -> None:
+    """C[m,n] = op(A) @ op(B) + beta C for one matrix, `ty` float/double, via BLAS; m/n may be
+    runtime values (a block of a product), lda/ldb/ldc default to dense rows (a sub-block of a
+    wider matrix passes its row stride)."""
     sym = _BLAS_SYMBOLS[ty]
     b.module.declare(f"declare void @{sym}(i32, i32, i32, i64, i64, i64, {ty}, ptr, i64, ptr, i64, {ty}, ptr, i64)")
     lda = lda or max(m if ta else k, 1)
     ldb = ldb or max(k if tb else n, 1)
+    ldc = ldc or max(n, 1)
     b.emit(f"call void @{sym}(i32 101, i32 {112 if ta else 111}, i32 {112 if tb else 111}, i64 {m}, i64 {n}, "
-           f"i64 {k}, {ty} 1.0, ptr {a}, i64 {lda}, ptr {bb}, i64 {ldb}, {ty} 0.0, ptr {c}, i64 {max(n, 1)})")
+           f"i64 {k}, {ty} 1.0, ptr {a}, i64 {lda}, ptr {bb}, i64 {ldb}, {ty} {float(beta)!r}, ptr {c}, i64 {ldc})")
 
 
 def _matmul_loops(fx, node, ins, outs, batch, m, n, k, ta, tb) -> None:
