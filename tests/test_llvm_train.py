@@ -79,3 +79,25 @@ def test_parameter_update_that_is_also_returned(ret):
         out = step(T(np.ones(3, np.float32)))
         np.testing.assert_array_equal(p.asnumpy(), [k] * 3)
         np.testing.assert_array_equal(out.asnumpy(), [k * (2 if ret == "other" else 1)] * 3)
+
+
+def test_scan_reads_a_captured_value_in_place_when_its_final_value_is_unused():
+    """A value the scan body closes over (the weights of a gradient-accumulation scan) is a carry
+    the body returns unchanged; nothing reads its final value, so the loop reads the original
+    buffer and never copies it into the carry output. The result equals the interpreter's."""
+    import re
+    import sporeflow as sf
+    from sporeflow import ops
+    w = sf.Parameter(sf.Tensor(np.arange(21, dtype=np.float32).reshape(3, 7) / 10), name="w_captured")
+
+    def f(init, xs):
+        return ops.Scan()(lambda c, x: (c + ops.matmul(x, w), c.sum()), init, xs)
+
+    init, xs = sf.Tensor(np.zeros((2, 7), np.float32)), sf.Tensor(np.ones((5, 2, 3), np.float32))
+    got = sf.jit(f, backend="llvm")
+    want = sf.jit(f, backend="interp")(init, xs)
+    for a, b in zip(got(init, xs), want):
+        np.testing.assert_allclose(a.asnumpy(), b.asnumpy(), rtol=1e-6)
+    (c,) = got._cache.values()
+    copies = re.findall(r"call void @llvm\.memcpy[^\n]*i64 (\d+), i1", c.executable.source)
+    assert "84" not in copies, copies      # w: 3 x 7 float32 = 84 bytes
