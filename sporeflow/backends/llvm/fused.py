@@ -32,8 +32,8 @@ import numpy as np
 
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
-from .gemm import lower_accumulating_product
 from .fused_plan import REDUCE_OPS, VIEW_OPS, Plan, analyze
+from .gemm import lower_accumulating_product
 from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init

@@ -182,8 +182,8 @@ def lower_accumulating_product(fx, node, ins, outs) -> bool:
     if len(others) != 1 or id(others[0]) not in pos or any(id(v) not in pos for v in mm.inputs):
         return False
     acc, (x, y) = others[0], mm.inputs
-    if len(prod.shape) != 2 or acc.type != prod.type or add.outputs[0].type != prod.type or \
-            {x.dtype.name, y.dtype.name, prod.dtype.name} - {"float32", "float64"} or len({x.dtype, y.dtype, prod.dtype}) > 1:
+    same_type = acc.type == prod.type == add.outputs[0].type and x.dtype == y.dtype == prod.dtype
+    if len(prod.shape) != 2 or not same_type or prod.dtype.name not in ("float32", "float64"):
         return False
     ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
     m, n = prod.shape
