@@ -10,7 +10,7 @@ from sporeflow.ir.dtypes import float32, float64
 pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
 
 
-@pytest.mark.parametrize("m,n,k", [(300, 40, 200), (20, 700, 180), (7, 5, 3)])
+@pytest.mark.parametrize("m,n,k", [(300, 40, 200), (20, 700, 180), (160, 400, 40), (7, 5, 3)])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
 def test_blocked_gemm_equals_numpy(m, n, k, ta, tb):
     from sporeflow.backends import get_backend
