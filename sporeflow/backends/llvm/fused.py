@@ -236,7 +236,8 @@ def _emit_row(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
                     for n in pass_reds:
                         if _is_fsum(n):
                             kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])
-                    with kb.loop(bend, "j", start=b0 if blocked else 0, interleave=_row_interleave(inner) if pass_reds else 0) as j:
+                    ic = _row_interleave(inner) if pass_reds else 0
+                    with kb.loop(bend, "j", start=b0 if blocked else 0, interleave=ic) as j:
                         em.memo = dict(row_memo)
                         em.j = j
                         em.saved = {key: bufs[key] for key in bufs if plan.level[key] < p}

@@ -36,6 +36,7 @@ import os
 import numpy as np
 
 from ...ir.dtypes import float32, float64
+from .codegen import nbytes
 from .irgen import BYTES, FnBuilder, compute_ty
 from .kernels_shape import copy_strided
 from .kernels_elem import narrow_into, widened
@@ -203,7 +204,7 @@ def lower_accumulating_product(fx, node, ins, outs) -> bool:
     if k == 0 or b.location(out) in (b.location(pa), b.location(pb)):
         return False
     if b.location(out) != b.location(pacc):
-        b.memcpy(out, pacc, prod.type.size * BYTES[compute_ty(prod.dtype)])
+        b.memcpy(out, pacc, nbytes(prod))
     b.emit(f"; fused {node.attrs['name']}: accumulating product (BLAS beta = 1)")
     emit_gemm_blocks(fx, compute_ty(prod.dtype), pa, pb, out, m, n, k, ta, tb, node.attrs["name"], beta=1.0)
     return True

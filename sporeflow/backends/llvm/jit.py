@@ -6,9 +6,10 @@ new pass manager at O3 with the vectorizers on, `tm.emit_object` -> bytes -> MCJ
 a cached run executes exactly the code a fresh compile would.
 
 Cache: SPOREFLOW_CACHE_DIR (default ~/.cache/sporeflow)/llvm/<sha256>.obj, keyed on the IR
-text, target triple, the target of hostcpu.py (cpu name, features, vector width), opt level, LLVM_OPTIONS, llvmlite and codegen versions. Each file
-is MAGIC + sha256(payload) + payload, written atomically (temp file + os.replace); a file
-whose checksum does not match (truncated, corrupted) is deleted and rebuilt, never loaded.
+text, target triple, the target of hostcpu.py (cpu name, features, vector width), opt level,
+LLVM_OPTIONS, llvmlite and codegen versions. Each file is MAGIC + sha256(payload) + payload,
+written atomically (temp file + os.replace); a file whose checksum does not match (truncated,
+corrupted) is deleted and rebuilt, never loaded.
 A fresh TargetMachine is made per engine (MCJIT takes ownership of it; sharing one between
 engines aborts the process when the first is collected).
 """
