@@ -33,9 +33,9 @@ class LLVMExecutable:
         # donated: output j is computed into input i's own buffer (a Parameter updated in place)
         self.source, self.arena_bytes, self.entry, self.donated = generate(graph, donate)
         t1 = time.perf_counter()
-        obj, stats = jit.compile_object(self.source)
+        objs, stats = jit.compile_object(self.source)
         t2 = time.perf_counter()
-        self._loaded = jit.Loaded(obj, self.source)
+        self._loaded = jit.Loaded(objs, self.source)
         self._fn = _ENTRY(self._loaded.address(self.entry))
         t3 = time.perf_counter()
         self._call_lock = threading.Lock()
@@ -44,7 +44,7 @@ class LLVMExecutable:
         self._out_types = [(v.type.shape, v.type.dtype.storage) for v in graph.outputs]
         self._pool: dict[int, list] = {}
         self.stats = dict(stats, nodes=len(graph.nodes), ir_lines=self.source.count("\n"),
-                          arena_bytes=self.arena_bytes, object_bytes=len(obj), codegen_ir_seconds=t1 - t0,
+                          arena_bytes=self.arena_bytes, object_bytes=sum(map(len, objs)), codegen_ir_seconds=t1 - t0,
                           compile_seconds=t2 - t1, load_seconds=t3 - t2)
         self._asm: tuple[str, str] | None = None
 
