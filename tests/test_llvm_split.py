@@ -76,12 +76,15 @@ def test_each_moved_kernel_is_defined_once_and_declared_where_used(small_parts, 
     assert all(name.endswith("_omp") for name in defined[1])
 
 
-def test_cache_reloads_every_part_and_one_thread_makes_one_part(small_parts, rng):
+def test_parts_compiled_at_once_equal_parts_compiled_in_turn_and_the_cache_reloads_them(small_parts, rng):
+    """Same object bytes from two threads as from one (LLVM is deterministic: a race between
+    the threads would show here), and every part back from the cache."""
     small_parts.setenv("SPOREFLOW_COMPILE_THREADS", "2")
     x = rng.normal(size=(8, 6)).astype(np.float32)
     _, _, exe = _train(MLP, x, rng.integers(0, 4, 8).astype(np.int32), "llvm")
     objs, stats = jit.compile_object(exe.source)
     assert stats["cache"] == "hit" and len(objs) == 2
+    assert objs == [jit._compile_part(p)[0] for p in module_split.split(exe.source, 2)]
     small_parts.setenv("SPOREFLOW_COMPILE_THREADS", "1")
     assert module_split.split(exe.source, jit.compile_threads()) == [exe.source]
 
