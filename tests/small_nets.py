@@ -1,7 +1,9 @@
 """Small networks shared by the training and per-sample-gradient tests: an MLP (6 -> hidden -> 4)
-and a CNN (conv, max-pool, conv, tanh, dense) on (N, 2, 6, 6) inputs with 3 classes."""
+and a CNN (conv, max-pool, conv, tanh, dense) on (N, 2, 6, 6) inputs with 3 classes, and
+`train_momentum`, the jitted Momentum train step both backends run."""
 from __future__ import annotations
 
+import sporeflow as sf
 from sporeflow import nn
 
 
@@ -28,3 +30,22 @@ class CNN(nn.Cell):
 
     def construct(self, x):
         return self.fc(self.flat(self.act(self.conv2(self.pool(self.act(self.conv(x)))))))
+
+
+def train_momentum(make_net, x, y, backend: str, steps: int = 3):
+    """(losses, trained parameters, the jitted step) after `steps` Momentum steps of a fresh
+    `make_net()` (seed 3): forward, loss, value_and_grad and the update in one sf.jit."""
+    sf.set_seed(3)
+    net = make_net()
+    opt = nn.Momentum(net.trainable_params(), 0.05, 0.9)
+    ce = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    grad_fn = sf.value_and_grad(lambda a, b: ce(net(a), b), None, opt.parameters)
+
+    @sf.jit(backend=backend)
+    def step(a, b):
+        loss, grads = grad_fn(a, b)
+        opt(grads)
+        return loss
+
+    losses = [float(step(sf.Tensor(x), sf.Tensor(y)).asnumpy()) for _ in range(steps)]
+    return losses, [p.asnumpy().copy() for p in net.trainable_params()], step

@@ -9,31 +9,14 @@ import re
 import numpy as np
 import pytest
 
-import sporeflow as sf
-from sporeflow import nn
 from sporeflow.backends.llvm import jit, module_split, parallel
 
-from small_nets import CNN, MLP
-
-T = sf.Tensor
-
+from small_nets import CNN, MLP, train_momentum
 
 def _train(make_net, x, y, backend):
-    sf.set_seed(3)
-    net = make_net()
-    opt = nn.Momentum(net.trainable_params(), 0.05, 0.9)
-    ce = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    grad_fn = sf.value_and_grad(lambda a, b: ce(net(a), b), None, opt.parameters)
-
-    @sf.jit(backend=backend)
-    def step(a, b):
-        loss, grads = grad_fn(a, b)
-        opt(grads)
-        return loss
-
-    losses = [float(step(T(x), T(y)).asnumpy()) for _ in range(2)]
-    exe = next(iter(step._cache.values())).executable if backend == "llvm" else None
-    return losses, [p.asnumpy().copy() for p in net.trainable_params()], exe
+    """(losses, parameters, the LLVM executable or None) after two Momentum steps."""
+    losses, params, step = train_momentum(make_net, x, y, backend, steps=2)
+    return losses, params, next(iter(step._cache.values())).executable if backend == "llvm" else None
 
 
 @pytest.fixture

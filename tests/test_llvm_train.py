@@ -10,34 +10,17 @@ import pytest
 import sporeflow as sf
 from sporeflow import nn, ops
 
-from small_nets import CNN, MLP
+from small_nets import CNN, MLP, train_momentum
 
 T = sf.Tensor
-
-
-def _train(make_net, x, y, backend):
-    sf.set_seed(3)
-    net = make_net()
-    opt = nn.Momentum(net.trainable_params(), 0.05, 0.9)
-    ce = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    grad_fn = sf.value_and_grad(lambda a, b: ce(net(a), b), None, opt.parameters)
-
-    @sf.jit(backend=backend)
-    def step(a, b):
-        loss, grads = grad_fn(a, b)
-        opt(grads)
-        return loss
-
-    losses = [float(step(T(x), T(y)).asnumpy()) for _ in range(3)]
-    return losses, [p.asnumpy().copy() for p in net.trainable_params()]
 
 
 @pytest.mark.parametrize("make_net,xshape,ncls", [(MLP, (8, 6), 4), (CNN, (3, 2, 6, 6), 3)], ids=["mlp", "cnn"])
 def test_train_step_llvm_equals_interp(make_net, xshape, ncls, rng):
     x = rng.normal(size=xshape).astype(np.float32)
     y = rng.integers(0, ncls, xshape[0]).astype(np.int32)
-    l_llvm, p_llvm = _train(make_net, x, y, "llvm")
-    l_ref, p_ref = _train(make_net, x, y, "interp")
+    l_llvm, p_llvm, _ = train_momentum(make_net, x, y, "llvm")
+    l_ref, p_ref, _ = train_momentum(make_net, x, y, "interp")
     np.testing.assert_allclose(l_llvm, l_ref, rtol=1e-4)
     assert l_ref[2] < l_ref[0]
     for a, b in zip(p_llvm, p_ref, strict=True):
