@@ -13,6 +13,7 @@ from sporeflow.backends.llvm import jit, module_split, parallel
 
 from small_nets import CNN, MLP, train_momentum
 
+
 def _train(make_net, x, y, backend):
     """(losses, parameters, the LLVM executable or None) after two Momentum steps."""
     losses, params, step = train_momentum(make_net, x, y, backend, steps=2)
