@@ -25,8 +25,9 @@ Zen 4 with AVX-512 (one-core FMA roof 114 GFLOP/s), four runs, generated / OpenB
 On the AVX2 path (SPOREFLOW_MAX_VECTOR_WIDTH=256, a 4 x 2-vector tile) all five are 0.97-1.02x.
 Two threads on halves (this module's split) keep ~10% on the weight gradients and bring the
 forward to even. It is not used because each (transpose_a, transpose_b) variant costs 30-40 ms
-of LLVM and a train step holds three: the cold compile of the MLP step would go 0.175 ->
-~0.28 s, past JAX's 0.21-0.24 s, for ~4% of the step. A kernel with runtime shapes compiled
+of LLVM and a train step holds three: ~100 ms more per cold compile, ~50 ms with the module's
+parts on two threads (module_split.py; estimated from the per-variant cost, not measured), on
+a cold MLP-step compile of 0.11 s, for ~4% of the step. A kernel with runtime shapes compiled
 once per process and object-cached would avoid that; it also needs edge tiles (M % 8, N % NR).
 """
 from __future__ import annotations
