@@ -36,7 +36,7 @@ def test_conv2d_blas_equals_interpreter(case, seed):
     args = [rng.standard_normal(xs).astype(dt.storage), rng.standard_normal(ws).astype(dt.storage)]
     from sporeflow.backends import get_backend
     exe = get_backend("llvm").compile(g)
-    assert "im2col + gemm" in exe.source
+    assert "im2col + gemm" in exe.source or "conv2d as scatter" in exe.source
     tol = 1e-5 if dt is float32 else 1e-12
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
 
@@ -77,3 +77,37 @@ def test_weight_gradient_shapes(monkeypatch, dt, xs, ws, pad, marker):
     assert marker in exe.source
     tol = 2e-4 if dt is float32 else 1e-10
     np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
+
+
+@st.composite
+def full_convs(draw):
+    """Stride 1, padding K-1 on every side: autodiff's input gradient of a valid convolution."""
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    xs = (draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    ws = (draw(st.integers(1, 5)), xs[1], kh, kw)
+    return xs, ws, (kh - 1, kh - 1, kw - 1, kw - 1), draw(st.sampled_from([float32, float64]))
+
+
+@given(full_convs(), st.integers(0, 1000))
+def test_full_convolutions_scatter_from_the_input_pixels(case, seed):
+    """One GEMM over the input pixels, then every contribution added as a shift of the whole
+    plane (conv.py): equal to the interpreter, the plane's last rows and columns included."""
+    xs, ws, pad, dt = case
+    g, exe, args = _compiled_conv(xs, ws, pad, dt, seed)
+    assert ("conv2d as scatter" in exe.source) == (ws[2] * ws[3] > 1)
+    tol = 1e-5 if dt is float32 else 1e-12
+    np.testing.assert_allclose(exe(*args)[0], run_graph(g, args)[0], rtol=tol, atol=tol)
+
+
+def test_input_gradient_of_a_valid_convolution_scatters():
+    """The conv2d vjp passes the padding to the convolution (no padded copy), so the LLVM
+    backend sees the full convolution: LeNet's second layer shape, against the interpreter."""
+    from sporeflow import ops
+    rng = np.random.default_rng(4)
+    x = sf.Tensor(rng.standard_normal((4, 6, 14, 14)).astype(np.float32))
+    w = sf.Tensor(rng.standard_normal((16, 6, 5, 5)).astype(np.float32))
+    dx = sf.grad(lambda x, w: (ops.conv2d(x, w) ** 2).sum())
+    got = sf.jit(dx, backend="llvm")
+    want = sf.jit(dx, backend="interp")(x, w)
+    np.testing.assert_allclose(got(x, w).asnumpy(), want.asnumpy(), rtol=1e-4, atol=1e-3)
+    assert "conv2d as scatter" in next(iter(got._cache.values())).executable.source

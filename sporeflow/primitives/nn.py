@@ -57,10 +57,9 @@ def _conv_impl(x, w, stride, padding, dilation, groups):
     return out.reshape(n, o, ho, wo)
 
 
-def _crop_pad(x, lo, hi):
-    """Pad the two spatial axes by (lo, hi) each, where negative amounts crop."""
-    pos = lambda v: tuple(max(a, 0) for a in v)  # noqa: E731
-    x = lax.pad(x, lo=(0, 0) + pos(lo), hi=(0, 0) + pos(hi), interior=(0, 0, 0, 0), value=0.0)
+def _crop(x, lo, hi):
+    """Crop the two spatial axes by -lo / -hi where those are negative (positive amounts are
+    the convolution's own padding)."""
     start = (0, 0) + tuple(max(-a, 0) for a in lo)
     limit = tuple(d - (max(-hi[i - 2], 0) if i >= 2 else 0) for i, d in enumerate(x.shape))
     if start == (0,) * 4 and limit == tuple(x.shape):
@@ -70,7 +69,9 @@ def _crop_pad(x, lo, hi):
 
 def _conv_dx(g, w, x_shape, stride, padding, dilation, groups):
     """Input gradient: a stride-1 convolution of the stride-dilated cotangent with the flipped,
-    in/out-swapped kernel (per group), padded so the result lines up with x."""
+    in/out-swapped kernel (per group), padded so the result lines up with x. The padding is the
+    convolution's own attribute, not a padded copy: a backend sees that most of the padded
+    input is zeros (the LLVM one then convolves from the input pixels, conv.py)."""
     o, cg, kh, kw = w.shape
     c = x_shape[1]
     ek = [dilation[i] * (k - 1) + 1 for i, k in enumerate((kh, kw))]
@@ -78,11 +79,12 @@ def _conv_dx(g, w, x_shape, stride, padding, dilation, groups):
         if max(stride) > 1 else g
     lo = [ek[i] - 1 - padding[2 * i] for i in range(2)]
     hi = [x_shape[2 + i] + ek[i] - 1 - lo[i] - gd.shape[2 + i] for i in range(2)]
-    gd = _crop_pad(gd, lo, hi)
+    gd = _crop(gd, lo, hi)
     wt = lax.reshape(w, shape=(groups, o // groups, cg, kh, kw))
     wt = lax.reshape(lax.transpose(wt, perm=(0, 2, 1, 3, 4)), shape=(c, o // groups, kh, kw))
     wt = lax.rev(wt, axes=(2, 3))
-    return lax.conv2d(gd, wt, stride=(1, 1), padding=(0, 0, 0, 0), dilation=tuple(dilation), groups=groups)
+    pad = (max(lo[0], 0), max(hi[0], 0), max(lo[1], 0), max(hi[1], 0))
+    return lax.conv2d(gd, wt, stride=(1, 1), padding=pad, dilation=tuple(dilation), groups=groups)
 
 
 def _conv_dw(g, x, w_shape, stride, padding, dilation, groups):
