@@ -19,10 +19,10 @@ groups 1 it is computed from the input pixels instead ("scatter", as a transpose
 per image
     T[(o,a,b), (u,v)]  = wr[(o,a,b), C] @ x[n][C, H*W]      wr = w as [O, KH, KW, C]
     out[n, o, i, j]    = sum over a, b of T[(o,a,b), (i+a-p0, j+b-p2)] where inside x
-H*W / (Ho*Wo) of the multiply-adds (LeNet's second input gradient: 100 / 196). Two cores, that
-conv alone: 0.57 ms against 0.66-0.77 for the padded copy + im2col it replaces, of which the
-row-by-row adds of the contributions (rows of 10) took 0.37; as shifts of whole planes, see
-_conv_blas_scatter.
+H*W / (Ho*Wo) of the multiply-adds (LeNet's second input gradient: 100 / 196). That conv alone,
+two cores, medians: 0.46 ms, against 1.0 ms for the padded copy + im2col it replaces; adding the
+contributions row by row (rows of W = 10, too short to vectorize) instead of as shifts of whole
+planes (see _conv_blas_scatter) took 0.57 ms.
 
 A single image (N == 1: how autodiff writes a weight gradient, the batch becoming the channels)
 has no images to spread over the cores, so its channels are split into CHANNEL_CHUNKS chunks
