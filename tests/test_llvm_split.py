@@ -76,3 +76,11 @@ def test_parts_compiled_at_once_equal_parts_compiled_in_turn_and_the_cache_reloa
 def test_a_module_without_pointer_launched_kernels_stays_whole():
     text = "define void @f(ptr %p) {\nentry:\n  ret void\n}\n"
     assert module_split.split(text, 4, min_part_lines=0) == [text]
+
+
+def test_compile_threads_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("SPOREFLOW_COMPILE_THREADS", "two")
+    with pytest.raises(ValueError, match="SPOREFLOW_COMPILE_THREADS must be a positive integer"):
+        jit.compile_threads()
+    monkeypatch.setenv("SPOREFLOW_COMPILE_THREADS", "3")
+    assert jit.compile_threads() == 3

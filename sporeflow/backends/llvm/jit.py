@@ -4,14 +4,14 @@ Recipe from backend-derisk.md 1a/1e: host target machine (cpu name + features), 
 new pass manager at O3 with the vectorizers on, `tm.emit_object` -> bytes -> MCJIT
 `add_object_file`. A large module is split into parts (module_split.py) that compile on
 several threads at once, each in an LLVM context of its own; one engine links their objects.
-Compiling and loading from the cache go through the same object bytes, so
-a cached run executes exactly the code a fresh compile would.
+Compiling and loading from the cache go through the same object bytes, so a cached run executes
+exactly the code a fresh compile would.
 
 Cache: SPOREFLOW_CACHE_DIR (default ~/.cache/sporeflow)/llvm/<sha256>.obj, keyed on the IR
 text, target triple, the target of hostcpu.py (cpu name, features, vector width), opt level,
-LLVM_OPTIONS, llvmlite and codegen versions. Each file is MAGIC + sha256(payload) + payload (the parts' objects),
-written atomically (temp file + os.replace); a file whose checksum does not match (truncated,
-corrupted) is deleted and rebuilt, never loaded.
+LLVM_OPTIONS, llvmlite and codegen versions. Each file is MAGIC + sha256(payload) + payload (the
+parts' objects), written atomically (temp file + os.replace); a file whose checksum does not
+match (truncated, corrupted) is deleted and rebuilt, never loaded.
 A fresh TargetMachine is made per engine (MCJIT takes ownership of it; sharing one between
 engines aborts the process when the first is collected).
 """
@@ -194,8 +194,11 @@ def compile_threads() -> int:
     run on (at most 4: parts below module_split.MIN_PART_LINES are not made anyway)."""
     env = os.environ.get("SPOREFLOW_COMPILE_THREADS")
     if env:
-        return max(int(env), 1)
-    return max(min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 4), 1)
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"SPOREFLOW_COMPILE_THREADS must be a positive integer, got {env!r}")
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, 4)
 
 
 def compile_object(ir_text: str) -> tuple[list[bytes], dict]:
