@@ -1,9 +1,10 @@
 """Host-adaptive code generation: the vector width follows the host (AVX-512 where present) and
 SPOREFLOW_MAX_VECTOR_WIDTH=256 forces the AVX2 path; on both, the float32 gelu*sigmoid chain
 kernel is vector code with the exp polynomial inlined (no scalar libm call, ldexpf included;
-with AVX-512 exp's 2^n is one vscalefps), and the setting is part of the object cache key. Row reductions (sum, max, min over the last axis, alone and inside
-the fused softmax) reach the loop vectorizer: vector adds / max / min, no scalar chain. A
-vectorized row loop stays a loop, and the LLVM options are part of the cache key."""
+with AVX-512 exp's 2^n is one vscalefps), and the setting is part of the object cache key. Row
+reductions (sum, max, min over the last axis, alone and inside the fused softmax) reach the
+loop vectorizer: vector adds / max / min, no scalar chain. A vectorized row loop stays a loop,
+and the LLVM options are part of the cache key."""
 import math
 import re
 

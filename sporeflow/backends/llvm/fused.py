@@ -15,6 +15,8 @@ A fused body becomes one of:
   master       a matmul/conv2d "master" runs first (its own lowering: BLAS), into the output
                buffer when it is a group output, else into scratch; its elementwise or row
                epilogue is then one of the two above with the master's result as an input.
+  accumulating a body that is exactly `out = acc + master(...)`, where the master can add acc in
+               its own call (ACCUMULATING_MASTERS: matmul, BLAS beta = 1): no epilogue at all.
 Half types (float16/bfloat16) compute in float32 and round after every member, exactly as the
 interpreter rounds after every primitive (ir/dtypes.py promises that all backends agree bit for
 bit); the values stay in registers, so the rounding costs a few integer ops, no memory.
@@ -33,7 +35,7 @@ import numpy as np
 from ...ir.graph import Graph, Node, Value
 from ...ir.registry import REGISTRY
 from .fused_plan import REDUCE_OPS, VIEW_OPS, Plan, analyze
-from .gemm import lower_accumulating_product
+from .gemm import lower_matmul_accumulating
 from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
@@ -485,9 +487,43 @@ def _inline(fx, node, ins, outs) -> None:
         fx.b.memcpy(outs[k], fx.ptrs[id(v)], nbytes(v))
 
 
+# Masters that add an accumulator in their own call (BLAS's beta = 1), for a body that is exactly
+# `out = acc + master(...)`: rule(fx, master, master's input pointers, acc pointer, out pointer)
+# -> whether it emitted the group.
+ACCUMULATING_MASTERS = {"matmul": lower_matmul_accumulating}
+
+
+def _accumulation(body: Graph) -> tuple[Node, Value] | None:
+    """(master, accumulator) when `body` is `out = acc + master(...)` with acc and the master's
+    operands all body inputs and the master accumulating (ACCUMULATING_MASTERS)."""
+    if len(body.nodes) != 2 or len(body.outputs) != 1:
+        return None
+    master, add = body.nodes
+    if master.op not in ACCUMULATING_MASTERS or add.op != "add" or body.outputs[0] is not add.outputs[0]:
+        return None
+    prod = master.outputs[0]
+    others = [v for v in add.inputs if v is not prod]
+    inputs = {id(v) for v in body.inputs}
+    if len(others) != 1 or id(others[0]) not in inputs or any(id(v) not in inputs for v in master.inputs):
+        return None
+    if not others[0].type == prod.type == add.outputs[0].type:
+        return None
+    return master, others[0]
+
+
+def _lower_accumulating(fx, node, ins, outs) -> bool:
+    found = _accumulation(node.attrs["body"])
+    if found is None:
+        return False
+    master, acc = found
+    pos = {id(v): i for i, v in enumerate(node.attrs["body"].inputs)}
+    return ACCUMULATING_MASTERS[master.op](fx, master, [ins[pos[id(v)]] for v in master.inputs],
+                                         ins[pos[id(acc)]], outs[0])
+
+
 def lower_fused(fx, node, ins, outs) -> None:
     body: Graph = node.attrs["body"]
-    if not body.outputs or lower_accumulating_product(fx, node, ins, outs):
+    if not body.outputs or _lower_accumulating(fx, node, ins, outs):
         return
     plan = analyze(body, LoopNest.of(node.attrs))
     how = "inline" if plan is None else "column" if plan.col is not None else "row" if plan.r is not None \

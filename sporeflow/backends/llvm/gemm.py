@@ -175,39 +175,28 @@ def _matmul_f32(fx, ins, c: str, ty: str, out, m: int, n: int, k: int, ta: bool,
     restore()
 
 
-def lower_accumulating_product(fx, node, ins, outs) -> bool:
-    """A fused group that is exactly `out = X + A @ B` (a gradient accumulated over micro-batches,
-    `g_sum + dW`) as one BLAS call with beta = 1 into `out` (X copied there first unless the
-    planner already put `out` in X's buffer): the product is not written to a scratch matrix and
-    read back by an epilogue pass. Micro-batches of 32, MLP 784-512-512-10: the 512x784 weight
-    gradient with its accumulation took 0.26 ms, 0.20 ms now (timed alone, the copy of X included;
-    in a scan the accumulator is updated in place). Returns False for any other group."""
-    body = node.attrs["body"]
-    if len(body.nodes) != 2 or len(body.outputs) != 1 or not blas_available():
+def lower_matmul_accumulating(fx, node, ins, acc: str, out: str) -> bool:
+    """`out = acc + A @ B` (fused.py finds the pattern: a gradient accumulated over micro-batches,
+    `g_sum + dW`) as one BLAS call with beta = 1 into `out` (acc copied there first unless the
+    planner already put `out` in acc's buffer): the product is not written to a scratch matrix
+    and read back by an epilogue pass. Micro-batches of 32, MLP 784-512-512-10: the 512x784
+    weight gradient with its accumulation took 0.26 ms, 0.20 ms now (timed alone, the copy
+    included; in a scan the accumulator is updated in place). False (nothing emitted) where BLAS
+    cannot do it: not 2-D float32/float64 of one dtype, k == 0, or out aliasing A or B."""
+    (x, y), prod = node.inputs, node.outputs[0]
+    if not blas_available() or len(prod.shape) != 2 or prod.dtype.name not in ("float32", "float64") \
+            or not x.dtype == y.dtype == prod.dtype:
         return False
-    mm, add = body.nodes
-    if mm.op != "matmul" or add.op != "add" or body.outputs[0] is not add.outputs[0]:
-        return False
-    prod = mm.outputs[0]
-    others = [v for v in add.inputs if v is not prod]
-    pos = {id(v): i for i, v in enumerate(body.inputs)}
-    if len(others) != 1 or id(others[0]) not in pos or any(id(v) not in pos for v in mm.inputs):
-        return False
-    acc, (x, y) = others[0], mm.inputs
-    same_type = acc.type == prod.type == add.outputs[0].type and x.dtype == y.dtype == prod.dtype
-    if len(prod.shape) != 2 or not same_type or prod.dtype.name not in ("float32", "float64"):
-        return False
-    ta, tb = mm.attrs["transpose_a"], mm.attrs["transpose_b"]
+    ta, tb = node.attrs["transpose_a"], node.attrs["transpose_b"]
     m, n = prod.shape
     k = x.shape[0] if ta else x.shape[1]
-    pa, pb, pacc, out = ins[pos[id(x)]], ins[pos[id(y)]], ins[pos[id(acc)]], outs[0]
     b = fx.b
-    if k == 0 or b.location(out) in (b.location(pa), b.location(pb)):
+    if k == 0 or b.location(out) in (b.location(ins[0]), b.location(ins[1])):
         return False
-    if b.location(out) != b.location(pacc):
-        b.memcpy(out, pacc, nbytes(prod))
-    b.emit(f"; fused {node.attrs['name']}: accumulating product (BLAS beta = 1)")
-    emit_gemm_blocks(fx, compute_ty(prod.dtype), pa, pb, out, m, n, k, ta, tb, node.attrs["name"], beta=1.0)
+    if b.location(out) != b.location(acc):
+        b.memcpy(out, acc, nbytes(prod))
+    b.emit("; accumulating product (BLAS beta = 1)")
+    emit_gemm_blocks(fx, compute_ty(prod.dtype), ins[0], ins[1], out, m, n, k, ta, tb, "gemm_acc", beta=1.0)
     return True
 
 

@@ -161,6 +161,13 @@ def _pass_builder(tm):
     return llvm.create_pass_builder(tm, pto)
 
 
+def _parse_for(ir_text: str, tm, context=None):
+    """The module of `ir_text` with the host's triple and `tm`'s data layout."""
+    mod = llvm.parse_assembly(ir_text, context=context)
+    mod.triple, mod.data_layout = llvm.get_process_triple(), str(tm.target_data)
+    return mod
+
+
 def optimize(mod, tm) -> None:
     pb = _pass_builder(tm)
     pb.getModulePassManager().run(mod, pb)
@@ -170,8 +177,7 @@ def _compile_part(ir_text: str) -> tuple[bytes, float, float]:
     """(object, optimization seconds, code generation seconds) for one module, in a context of
     its own so that parts compile on several threads at once."""
     tm = host_tm()
-    mod = llvm.parse_assembly(ir_text, context=llvm.create_context())
-    mod.triple, mod.data_layout = llvm.get_process_triple(), str(tm.target_data)
+    mod = _parse_for(ir_text, tm, llvm.create_context())
     mod.verify()
     pb = _pass_builder(tm)
     mpm = pb.getModulePassManager()
@@ -273,8 +279,7 @@ def optimized_ir_and_asm(ir_text: str) -> tuple[str, str]:
     with _lock:
         for k, part in enumerate(module_split.split(ir_text, compile_threads())):
             tm = host_tm()
-            mod = llvm.parse_assembly(part)
-            mod.triple, mod.data_layout = llvm.get_process_triple(), str(tm.target_data)
+            mod = _parse_for(part, tm)
             optimize(mod, tm)
             irs.append(f"; part {k}\n{mod}")
             asms.append(f"# part {k}\n{tm.emit_assembly(mod)}")
