@@ -72,8 +72,9 @@ def test_dump_every_pass_code_and_transforms(scripts, capsys):
     assert ir_tool.main(["dump", "--out", str(out), "--llvm", "--asm", str(scripts / "mlp.py")]) == 0
     files = sorted(os.path.relpath(os.path.join(a, f), out) for a, _, fs in os.walk(out) for f in fs)
     passes = [f for f in files if "_step_passes/" in f]
-    assert [os.path.basename(f) for f in passes] == ["00_trace.ir", "01_simplify.ir", "02_fuse.ir"]
-    assert "= fused(" in (out / passes[2]).read_text() and "= fused(" not in (out / passes[0]).read_text()
+    assert [os.path.basename(f) for f in passes] == ["00_trace.ir", "01_simplify.ir", "02_fold_transposes.ir",
+                                                    "03_fuse.ir"]
+    assert "= fused(" in (out / passes[3]).read_text() and "= fused(" not in (out / passes[0]).read_text()
     ll = [f for f in files if f.endswith("_step_llvm.ll")]
     asm = [f for f in files if f.endswith("_step_llvm.s")]
     assert len(ll) == 1 and "define" in (out / ll[0]).read_text()
@@ -170,10 +171,10 @@ def test_disabled_opt_level_and_context_pipeline():
     x = sf.Tensor(np.ones((2, 3), np.float32))
     try:
         sf.jit(fn, backend="llvm", disabled=["fuse"])(x)
-        assert seen == ["trace", "simplify"]
+        assert seen == ["trace", "simplify", "fold_transposes"]
         seen.clear()
         sf.jit(fn, backend="llvm", opt_level=1)(x)        # fuse is opt level 2
-        assert seen == ["trace", "simplify"]
+        assert seen == ["trace", "simplify", "fold_transposes"]
         seen.clear()
         sf.set_context(pipeline=["dce"])
         f = sf.jit(fn, backend="llvm")
@@ -182,7 +183,7 @@ def test_disabled_opt_level_and_context_pipeline():
         sf.set_context(pipeline=None)
         seen.clear()
         f(x)                     # a new pipeline is a new compiled graph
-        assert seen == ["trace", "simplify", "fuse"]
+        assert seen == ["trace", "simplify", "fold_transposes", "fuse"]
     finally:
         manager.observers.pop()
         sf.set_context(pipeline=None)

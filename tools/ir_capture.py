@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sporeflow.ir import parse, verify
 from sporeflow.ir.graph import Graph
 from sporeflow.passes import manager
+from sporeflow.passes.pipelines import PIPELINES
 
 
 @dataclass
@@ -55,7 +56,7 @@ def run_passes(graph: Graph, names: list[str], verify_each: bool = False) -> tup
     return pm.run(graph), pm.timings
 
 
-DEFAULT_PASSES = "simplify,fuse"
+DEFAULT_PASSES = ",".join(PIPELINES["llvm"])      # the LLVM pipeline: simplify,fold_transposes,fuse
 
 
 def load(source: str, passes: str | None, graph_name: str | None = None, script_args=()) -> list[PipelineRun]:

@@ -17,7 +17,7 @@
         fusion merge) that changes the results against the interpreter and/or makes CMD fail.
         Exit 1 when it names one, 0 when every step is good, 2 when even no step is good.
   stats FILE.ir|SCRIPT.py   nodes per op, fused groups, bytes/FLOPs per kernel, time per pass.
-A SCRIPT.py's traced graphs go through --passes (default: the LLVM pipeline, simplify,fuse); an
+A SCRIPT.py's traced graphs go through --passes (default: the LLVM pipeline, simplify,fold_transposes,fuse); an
 .ir file is taken as written unless --passes is given.
 """
 from __future__ import annotations
@@ -301,7 +301,7 @@ def cmd_bisect(args) -> int:
 def _add_source(p) -> None:
     p.add_argument("source", help="an .ir file or a Python script")
     p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
-    p.add_argument("--passes", default=None, help="passes to run first (script default: simplify,fuse)")
+    p.add_argument("--passes", default=None, help="passes to run first (script default: simplify,fold_transposes,fuse)")
     p.add_argument("--graph", default=None, help="only the compiled graphs whose name contains this")
 
 

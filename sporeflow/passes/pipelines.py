@@ -13,11 +13,11 @@ from typing import Sequence
 from ..context import get_auto_parallel_context, get_context
 from ..ir import comm
 from ..ir.graph import Graph
-from . import amp, fusion, overlap, simplify  # noqa: F401  (register "amp"; "fuse"; "overlap_collectives";
-                                                 # "dce", "cse", ..., "simplify")
+from . import amp, fusion, overlap, simplify, transpose_folding  # noqa: F401  (register "amp"; "fuse";
+                                          # "overlap_collectives"; "dce", "cse", ..., "simplify"; "fold_transposes")
 from .manager import PassInfo, PassManager, get_pass
 
-_NATIVE = ["simplify", "fuse"]
+_NATIVE = ["simplify", "fold_transposes", "fuse"]
 
 PIPELINES: dict[str, list[str]] = {
     "interp": [],
