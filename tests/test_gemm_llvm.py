@@ -106,3 +106,15 @@ def test_generated_register_blocked_kernel_of_the_bench_equals_numpy(ta, tb):
     fn(A.ctypes.data, B.ctypes.data, C.ctypes.data, ap.ctypes.data, bp.ctypes.data)
     want = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B)
     np.testing.assert_allclose(C, want, rtol=2e-5, atol=2e-4)
+
+
+def test_large_products_never_hand_the_cores_to_openblas_threads():
+    """Even a 2048^3 product runs single-threaded OpenBLAS blocks on GOMP's threads: OpenBLAS's
+    own idle workers would spin for ~0.1 s after the call, against the kernels after it."""
+    from sporeflow.backends import get_backend
+    from sporeflow.backends.llvm.gemm import _thread_control
+    if not _thread_control():
+        pytest.skip("numpy's OpenBLAS thread-count functions are not exposed here")
+    g = _product_graph((2048, 2048), (2048, 2048), False, False, float32)
+    src = get_backend("llvm").compile(g).source
+    assert "call void @scipy_openblas_set_num_threads64_(i32 1)" in src and "GOMP_parallel" in src

@@ -8,8 +8,13 @@ lost only 25%. So every product runs OpenBLAS with one thread (set around the ca
 restored, so numpy keeps its own setting), and large products are split into row (or
 column) blocks of C that run on all cores through the same GOMP fork/join as the fused
 kernels (parallel.py). For large square products this matches OpenBLAS's own threading
-(each block is a full-speed single-threaded SGEMM); small ones (< GEMM_PARALLEL_MACS
-multiply-adds) stay on one core, where the fork/join would cost more than it saves.
+(each block is a full-speed single-threaded SGEMM; Zen 4, two cores: 1024^3 12.2-12.6 ms split
+against 12.4-12.6 on OpenBLAS's threads, 2048^3 90.5 against 91.3), and OpenBLAS's threads are
+never used, whatever the size: after each call its idle workers spin for ~0.1 s, and whatever
+the step runs next loses a core to them (a 1024^3 product followed by a 4M-element
+elementwise chain: 22-25 ms on OpenBLAS's threads against 13.6-13.8 split; at 2048^3, 100 ms
+against 91). Small products (< GEMM_PARALLEL_MACS multiply-adds) stay on one core, where the
+fork/join would cost more than it saves.
 Why BLAS rather than a generated kernel: `bench/gemm_generated.py` builds one (GotoBLAS-style
 packing of A and B, an 8 x 2-vector register tile, KC 256, MC 192, in LLVM IR at the host's
 width) and measures it against numpy's OpenBLAS (its SkylakeX kernel here), one core each.
@@ -45,7 +50,6 @@ from .kernels_nn import blas_available, emit_gemm, expose_openblas, lower_matmul
 from .parallel import emit_parallel_for, gomp_available
 
 GEMM_PARALLEL_MACS = int(os.environ.get("SPOREFLOW_GEMM_PARALLEL_MACS", 1 << 21))
-GEMM_BLAS_THREADS_MACS = int(os.environ.get("SPOREFLOW_GEMM_BLAS_THREADS_MACS", 1 << 30))
 _SET, _GET = "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"
 _threads_ok: bool | None = None
 
@@ -101,13 +105,6 @@ def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: in
         ct = fx.scratch(m * n * BYTES[ty])         # C^T[n,m] = op(B)^T @ op(A)^T, then C = (C^T)^T
         emit_gemm_blocks(fx, ty, bm, a, ct, n, m, k, not tb, not ta, name)
         copy_strided(b, c, ct, {"float": float32, "double": float64}[ty], (m, n), (n, 1), (1, m))
-        return
-    if m * n * k >= GEMM_BLAS_THREADS_MACS:
-        # very large products: OpenBLAS's own threads share packed panels of B between cores
-        # (two independent single-threaded calls each pack their own: 2048^3 ran at 69 vs 207
-        # GFLOP/s; 1024^3, medians of 8 interleaved rounds on Zen 4: 10.9-11.5 ms against
-        # 11.6-11.8 for two row halves), and the wait-loop cost is small against a >= 10 ms product
-        emit_gemm(b, ty, a, bm, c, m, n, k, ta, tb, beta=beta)
         return
     restore = single_threaded_blas(b)
     if m * n * k < GEMM_PARALLEL_MACS or not gomp_available() or max(m, n) < 32:
