@@ -60,7 +60,7 @@ class Row:
 # A pause before each timed block, so no framework's idle worker threads are still spinning when
 # the next one's block starts: numpy's OpenBLAS workers keep 0.55 / 0.25 / 0.05 cores busy 0 /
 # 0.05 / 0.1 s after a call (none after 0.2 s; sporeflow, JAX and PyTorch none after 0.05 s).
-# With 0.05 s, interleaving put sporeflow's MLP step at 5.6 ms against 3.3 with 0.2 s.
+# (With every framework in one process and 0.05 s, sporeflow's MLP step read 5.6 ms, 3.3 with 0.2 s.)
 SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", 0.2))
 
 
@@ -80,9 +80,9 @@ def _prepare(build, block_s):
     per_block = max(1, int(block_s / max(time.perf_counter() - t0, 1e-6)))
 
     def block() -> float:
-        # one untimed call first: after the idle pause the VM's host may have taken back the
-        # pages an allocating framework freed (numpy's per-sample step: 42 ms per call run
-        # back to back, 227 ms timed straight after a 0.2 s pause), and a user's loop never idles
+        # one untimed call first: after the idle pause an allocating framework's freed pages
+        # and caches are cold (numpy's 16M chain: 684 ms per call timed straight after the
+        # pause, 140 with one call first), and a user's loop never idles
         sync(fn())
         t0 = time.perf_counter()
         for _ in range(per_block):
@@ -107,8 +107,9 @@ def _serve(conn, build, block_s) -> None:
 
 class _Worker:
     """One framework on one workload in its own forked process, so the frameworks share no
-    allocator, thread pool or BLAS state (in one process, numpy's per-sample step took 34-250 ms
-    per block next to JAX against 34-48 alone), and an idle worker waits on its pipe, using no CPU."""
+    allocator, thread pool or BLAS state (sporeflow sets OpenBLAS's thread count around its
+    calls; JAX and PyTorch bring pools of their own), and an idle worker waits on its pipe,
+    using no CPU."""
 
     def __init__(self, framework: str, build, block_s: float):
         ctx = multiprocessing.get_context("fork")   # the build closures are inherited, not pickled
