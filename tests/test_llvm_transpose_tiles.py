@@ -38,3 +38,16 @@ def test_a_large_2d_transpose_takes_the_tiled_path():
     assert "%tj" in exe.source and "%ll" in exe.source      # the tile loops
     x = np.arange(70 * 33, dtype=np.float32).reshape(70, 33)
     np.testing.assert_array_equal(exe(x)[0], x.T)
+
+
+@pytest.mark.parametrize("shape,perm", [((645, 500), (1, 0)),            # tiled axis 0: 31 blocks of 16 + 4 rows
+                                        ((33, 200, 50), (0, 2, 1)),      # one block per outer row
+                                        ((3, 17, 40, 130), (3, 1, 0, 2))])
+def test_large_transposes_run_on_all_cores_and_move_the_exact_bits(shape, perm):
+    from sporeflow.backends import get_backend
+    from sporeflow.backends.llvm.parallel import gomp_available
+    exe = get_backend("llvm").compile(_transpose_graph(shape, perm, D.float32))
+    if gomp_available():
+        assert "GOMP_parallel" in exe.source
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(exe(x)[0], x.transpose(perm))

@@ -9,6 +9,7 @@ import numpy as np
 from ...ir.dtypes import from_compute as np_from_compute, to_compute as np_to_compute
 from .irgen import BYTES, FnBuilder, compute_ty, is_unsigned, storage_ty
 from .kernels_elem import broadcast_strides, collapse, contiguous_strides, load_c, store_c
+from .parallel import emit_parallel_for, gomp_available
 
 _ITY = {1: "i8", 2: "i16", 4: "i32", 8: "i64"}
 
@@ -68,10 +69,32 @@ def lower_reshape(fx, node, ins, outs) -> None:
     fx.b.memcpy(outs[0], ins[0], _nb(node.outputs[0]))
 
 
+PARALLEL_COPY_BYTES = 1 << 20   # transposes at least this large run on all cores
+
+
 def lower_transpose(fx, node, ins, outs) -> None:
+    """A transpose as copy_strided; a large one in blocks of its outermost axis spread over the
+    cores (a 2048^2 float32 transpose: 9.3 -> 5.8-6.4 ms on two cores; a permutation that keeps
+    the innermost axis is memory-bound and gains nothing measurable: (32, 128, 12, 64) permuted
+    (0, 2, 1, 3), an attention layer's head split, 1.2 ms either way)."""
     x, out, perm = node.inputs[0], node.outputs[0], node.attrs["perm"]
     st = contiguous_strides(x.shape)
-    copy_strided(fx.b, outs[0], ins[0], x.dtype, out.shape, contiguous_strides(out.shape), [st[p] for p in perm])
+    shp, (s_st, d_st) = collapse(list(out.shape), [[st[p] for p in perm], contiguous_strides(out.shape)])
+    rows = TILE if _tile_axis(shp, s_st) == 0 else 1      # whole tiles per block when axis 0 is tiled
+    full = shp[0] // rows if shp else 0
+    if _nb(out) < PARALLEL_COPY_BYTES or full < 2 or not gomp_available():
+        copy_strided(fx.b, outs[0], ins[0], x.dtype, shp, d_st, s_st)
+        return
+
+    def body_fn(kb: FnBuilder, kp: list[str], start: str, end: str) -> None:
+        with kb.loop(end, "blk", start=start) as blk:
+            first = kb.mul(blk, rows)
+            copy_strided(kb, kp[1], kp[0], x.dtype, [rows] + shp[1:], d_st, s_st,
+                         src_off=kb.mul(first, s_st[0]), dst_off=kb.mul(first, d_st[0]))
+    emit_parallel_for(fx, "transpose", [ins[0], outs[0]], full, body_fn, _nb(out))
+    if shp[0] > full * rows:                               # the rows left after whole blocks
+        copy_strided(fx.b, outs[0], ins[0], x.dtype, [shp[0] - full * rows] + shp[1:], d_st, s_st,
+                     src_off=full * rows * s_st[0], dst_off=full * rows * d_st[0])
 
 
 def lower_broadcast(fx, node, ins, outs) -> None:
