@@ -104,15 +104,13 @@ def sgemm_ir(m: int, n: int, k: int, ta: bool, tb: bool, mr: int, nv: int, lanes
     fb = FnBuilder("sgemm", "void @sgemm(ptr noalias %A, ptr noalias %B, ptr noalias %C, "
                    "ptr noalias %Ap, ptr noalias %Bp)", mod)
 
-    def upto(left: str, most: int) -> str:
-        return fb.op(f"select i1 {fb.op(f'icmp slt i64 {left}, {most}')}, i64 {left}, i64 {most}")
     with fb.loop(k, "pc", step=KC) as pc:
-        kc = upto(fb.op(f"sub i64 {k}, {pc}"), KC)
+        kc = fb.smin(fb.op(f"sub i64 {k}, {pc}"), KC)
         first = fb.op(f"icmp eq i64 {pc}, 0")
         # a packed "row" of B is a column j of op(B): op(B)[pc + kk, j]
         _pack(fb, "%B", "%Bp", n, "0", pc, kc, nr, not tb, ldb)
         with fb.loop(m, "ic", step=MC) as ic:
-            mc = upto(fb.op(f"sub i64 {m}, {ic}"), MC)
+            mc = fb.smin(fb.op(f"sub i64 {m}, {ic}"), MC)
             _pack(fb, "%A", "%Ap", mc, ic, pc, kc, mr, ta, lda)
             with fb.loop(n, "jr", step=nr) as jr:
                 bp = fb.gep("float", "%Bp", fb.mul(jr, kc))

@@ -1,4 +1,5 @@
-"""Transpose folding: `matmul(transpose(a), b)` becomes `matmul(a, b, transpose_a=True)`.
+"""Transpose folding: `matmul(transpose(a), b)` becomes `matmul(a, b, transpose_a=True)`, for
+every op whose OpDef lists its operands' `transpose_flags`.
 
 A user who writes `ops.matmul(x.T, d)` or `ops.matmul(x, w.T)` (numpy style, as MindSpore
 tutorials do) gets a transpose node feeding the product. Lowered as written, that transpose is
@@ -20,9 +21,6 @@ from .dce import dce
 from .manager import register_pass
 from .rewrite import Rebuilder
 
-FLAGS = ("transpose_a", "transpose_b")      # matmul's operand -> the attribute that transposes it
-
-
 def _swaps_last_two(node: Node | None) -> bool:
     if node is None or node.op != "transpose":
         return False
@@ -32,17 +30,19 @@ def _swaps_last_two(node: Node | None) -> bool:
 
 
 def _fold(node: Node, rb: Rebuilder) -> list[Value] | None:
-    if node.op != "matmul":
+    """Any op whose OpDef names `transpose_flags` (matmul: transpose_a, transpose_b)."""
+    flags = node.opdef.transpose_flags
+    if not flags:
         return None
     ins, attrs = list(node.inputs), dict(node.attrs)
     folded = False
-    for i, flag in enumerate(FLAGS):
+    for i, flag in enumerate(flags):
         p = ins[i].producer
         if _swaps_last_two(p):
             ins[i] = p.inputs[0]
             attrs[flag] = not attrs[flag]
             folded = True
-    return rb.emit("matmul", ins, attrs, node) if folded else None
+    return rb.emit(node.op, ins, attrs, node) if folded else None
 
 
 @register_pass("fold_transposes", opt_level=1)

@@ -49,5 +49,6 @@ def _matmul_vjp(ins, outs, douts, transpose_a, transpose_b):
 
 matmul = def_op("matmul", infer=_matmul_infer, impl=_matmul_impl, kind=Kind.OUT_EWISE_FUSABLE, amp=Amp.LOW,
                 attr_names=("transpose_a", "transpose_b"), vjp=_matmul_vjp, jvp=bilinear_jvp("matmul"),
+                transpose_flags=("transpose_a", "transpose_b"),
                 doc="a[...,m,k] @ b[...,k,n] with equal batch dims; optional transposes of the last two axes",
                 batch=B.batch_matmul)

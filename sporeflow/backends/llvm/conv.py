@@ -149,7 +149,7 @@ def _conv_blas_scatter(fx, node, ins, outs, cty: str) -> None:
                     # T[(o,a,b), u*Wo + v] lands on out[o, (u + KH-1-a)*Wo + v + KW-1-b]
                     shift = kb.add(kb.mul(kb.op(f"sub i64 {KH - 1}, {a}", "i"), Wo), kb.op(f"sub i64 {KW - 1}, {bb}", "i"))
                     room = kb.op(f"sub i64 {plane}, {shift}", "i")     # zero columns past the plane's end
-                    hi = kb.op(f"select i1 {kb.op(f'icmp slt i64 {room}, {HWo}')}, i64 {room}, i64 {HWo}", "i")
+                    hi = kb.smin(room, HWo)
                     src = kb.mul(kb.add(kb.mul(o, KH * KW), kb.add(kb.mul(a, KW), bb)), HWo)
                     dst = kb.add(obase, shift)
                     with kb.loop(hi, "sv") as v:
@@ -256,8 +256,8 @@ def _clamp_range(b: FnBuilder, off: str, stride: int, size: int, n: int) -> tupl
     top = b.op(f"sub i64 {size - 1}, {off}", "i")
     hi = b.op(f"add i64 {b.op(f'sdiv i64 {top}, {stride}', 'i')}, 1", "i")
     hi = b.op(f"select i1 {b.op(f'icmp slt i64 {top}, 0')}, i64 0, i64 {hi}", "i")
-    hi = b.op(f"select i1 {b.op(f'icmp slt i64 {hi}, {n}')}, i64 {hi}, i64 {n}", "i")
-    lo = b.op(f"select i1 {b.op(f'icmp slt i64 {lo}, {hi}')}, i64 {lo}, i64 {hi}", "i")
+    hi = b.smin(hi, n)
+    lo = b.smin(lo, hi)
     return lo, hi
 
 

@@ -233,8 +233,7 @@ def _emit_row(fx, node, ins, outs, plan: Plan, body: Graph) -> None:
                 blocked = any(_is_fsum(n) for n in pass_reds) and inner > BLOCK
                 step = BLOCK if blocked else max(inner, 1)
                 with kb.loop(inner, "blk", step=step) as b0:
-                    bend = kb.op(f"select i1 {kb.op(f'icmp slt i64 {kb.add(b0, step)}, {inner}')}, "
-                                 f"i64 {kb.add(b0, step)}, i64 {inner}", "i") if blocked else inner
+                    bend = kb.smin(kb.add(b0, step), inner) if blocked else inner
                     for n in pass_reds:
                         if _is_fsum(n):
                             kb.store(compute_ty(n.outputs[0].dtype), "0.0", part[id(n)])

@@ -120,7 +120,7 @@ def emit_gemm_blocks(fx, ty: str, a: str, bm: str, c: str, m: int, n: int, k: in
     def body(kb: FnBuilder, p: list[str], start: str, end: str) -> None:
         lo = kb.mul(start, block)
         hi = kb.mul(end, block)
-        hi = kb.op(f"select i1 {kb.op(f'icmp slt i64 {hi}, {size}')}, i64 {hi}, i64 {size}", "i")
+        hi = kb.smin(hi, size)
         cnt = kb.op(f"sub i64 {hi}, {lo}", "i")
         if split_m:      # rows [lo, hi) of C and of op(A)
             pa = kb.gep(ty, p[0], lo if ta else kb.mul(lo, lda))

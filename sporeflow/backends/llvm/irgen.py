@@ -141,6 +141,10 @@ class FnBuilder:
             return str(b)
         return self.op(f"add i64 {a}, {b}", "i")
 
+    def smin(self, a, b) -> str:
+        """min(a, b) of signed i64 values (a loop bound clipped to the end)."""
+        return self.op(f"select i1 {self.op(f'icmp slt i64 {a}, {b}')}, i64 {a}, i64 {b}", "i")
+
     def mul(self, a, b) -> str:
         if b == 1 or b == "1":
             return str(a)

@@ -43,12 +43,10 @@ def copy_strided(b: FnBuilder, dst: str, src: str, dt, shape, dst_st, src_st, sr
     last = len(shp) - 1
     outer = [k for k in range(last) if k != j]
 
-    def upto(start: str, n: int) -> str:
-        end = b.add(start, TILE)
-        return b.op(f"select i1 {b.op(f'icmp slt i64 {end}, {n}')}, i64 {end}, i64 {n}", "i")
     with b.loops([shp[k] for k in outer], "m") as oidx:
         with b.loop(shp[j], "tj", step=TILE) as tj, b.loop(shp[last], "tl", step=TILE) as tl:
-            with b.loop(upto(tj, shp[j]), "jj", start=tj) as jj, b.loop(upto(tl, shp[last]), "ll", start=tl) as ll:
+            with b.loop(b.smin(b.add(tj, TILE), shp[j]), "jj", start=tj) as jj, \
+                    b.loop(b.smin(b.add(tl, TILE), shp[last]), "ll", start=tl) as ll:
                 idx = [None] * len(shp)
                 for k, i in zip(outer, oidx):
                     idx[k] = i
