@@ -5,15 +5,18 @@ register holds 8 doubles instead of 16 floats and the polynomials are degree 13+
 the gelu*sigmoid chain ~8x slower than a float32 polynomial (measured: 7.2 ms vs 0.9 ms for
 1M elements on one core). Fused float32 kernels use these instead (backend-derisk.md 1b):
 
-  exp   Cephes expf: n = rint(x log2 e), r = x - n ln2 (two-part, FMA), degree-5 polynomial,
-        then 2^n so overflow gives +inf and underflow subnormals/0. With AVX-512, 2^n is one
-        `llvm.ldexp` (one vscalefps, one rounding); elsewhere ldexp would be a libcall per
-        element, so 2^n is applied in two halves (two roundings) built from exponent bits.
+  exp   Cephes expf: n = round(x log2 e) by adding 1.5*2^23 (n's integer bits come with it),
+        r = x - n ln2 (two-part, FMA), the degree-5 polynomial by Estrin's scheme, then 2^n so
+        overflow gives +inf and underflow subnormals/0. With AVX-512, 2^n is one `llvm.ldexp`
+        (one vscalefps); elsewhere ldexp would be a libcall per element, so 2^n is applied in
+        two halves built from exponent bits. The kernels it sits in are latency chains (see
+        fused._latency_interleave), so depth counts more than op count: the chain at 1M on one
+        AVX2 Zen 3 core went from 1.9-2.1 ms (rint, Horner, conversions, NaN select) to 1.6-1.7.
         Max error 1 ulp over normal results (tests/test_fusion_llvm.py checks <= 2 ulp); subnormal
         results within one subnormal step.
   tanh  |x| < 0.625: Cephes tanhf odd polynomial; else 1 - 2/(exp(2|x|) + 1); sign restored;
         +-1 for large |x|. Max error 1 ulp (same test).
-NaN, +-inf and -0 are handled with explicit selects (no fast-math assumptions); FMAs are
+NaN, +-inf and -0 are handled with explicit selects or flow through (no fast-math assumptions); FMAs are
 explicit llvm.fma calls, no fast-math flags at all.
 """
 from __future__ import annotations
@@ -38,37 +41,54 @@ def _intrin(b: FnBuilder, name: str, *args: str) -> str:
     return b.intrinsic(name, F, *args)
 
 
-def _pow2(b: FnBuilder, n: str) -> str:
-    """2^n for integer-valued float n in [-126, 127]."""
-    i = b.op(f"fptosi float {n} to i32")
-    bits = b.op(f"shl i32 {b.op(f'add i32 {i}, 127')}, 23")
-    return b.op(f"bitcast i32 {bits} to float")
+# 1.5 * 2^23: t = x*log2e + MAGIC rounds x*log2e to an integer n (ties to even, as rint) and
+# leaves n + 2^22 in t's low mantissa bits, so bitcast(t) = MAGIC_BITS + n: the integer n with
+# no float->int conversion (fptosi of a NaN is poison; these integer ops are always defined).
+_MAGIC = 12582912.0
+_MAGIC_BITS = 0x4B400000
 
 
-def _scale_pow2(b: FnBuilder, y: str, n: str) -> str:
-    """y * 2^n for integer-valued float n in [-150, 128], overflow to inf, underflow to subnormals.
-    One vscalefps instead of ten ops took the gelu*sigmoid chain (1M, Zen 4) from 0.52 to 0.41 ms."""
+def _clamp_keep_nan(b: FnBuilder, x: str, lo: float, hi: float) -> str:
+    """min(max(x, lo), hi) with NaN passed through: each is one vmaxps/vminps with x as the
+    operand x86 returns on NaN, where minnum/maxnum map NaN to the bound."""
+    y = b.op(f"select i1 {b.op(f'fcmp olt float {x}, {_c(lo)}')}, float {_c(lo)}, float {x}")
+    return b.op(f"select i1 {b.op(f'fcmp ogt float {y}, {_c(hi)}')}, float {_c(hi)}, float {y}")
+
+
+def _scale_pow2(b: FnBuilder, y: str, tbits: str) -> str:
+    """y * 2^n for n in [-150, 128] (tbits = MAGIC_BITS + n), overflow to inf, underflow to
+    subnormals. With AVX-512 it is one `llvm.ldexp` (one vscalefps: the gelu*sigmoid chain at 1M
+    on a Zen 4 went from 0.52 to 0.41 ms against the two-halves form); elsewhere ldexp is a
+    libcall per element, so y is scaled by 2^h and 2^(n-h), h = floor(n/2), both normal powers
+    built from exponent bits (y * 2^h is exact, one rounding in all). NaN y stays NaN."""
     if hostcpu.host().has("avx512f"):
         b.module.declare("declare float @llvm.ldexp.f32.i32(float, i32)")
-        return b.op(f"call float @llvm.ldexp.f32.i32(float {y}, i32 {b.op(f'fptosi float {n} to i32')})")
-    n1 = _intrin(b, "floor", b.op(f"fmul float {n}, {_c(0.5)}"))
-    n2 = b.op(f"fsub float {n}, {n1}")
-    return b.op(f"fmul float {b.op(f'fmul float {y}, {_pow2(b, n1)}')}, {_pow2(b, n2)}")
+        return b.op(f"call float @llvm.ldexp.f32.i32(float {y}, i32 {b.op(f'sub i32 {tbits}, {_MAGIC_BITS}')})")
+    # MAGIC_BITS and MAGIC_BITS/2 have their low 9 bits clear and the exponent field keeps only
+    # those, so (tbits >> 1) + 127 and tbits - (tbits >> 1) + 127 need no MAGIC_BITS taken off
+    h = b.op(f"lshr i32 {tbits}, 1")
+    p1 = b.op(f"shl i32 {b.op(f'add i32 {h}, 127')}, 23")
+    t127 = b.op(f"add i32 {tbits}, 127")
+    p2 = b.op(f"shl i32 {b.op(f'sub i32 {t127}, {h}')}, 23")
+    y1 = b.op(f"fmul float {y}, {b.op(f'bitcast i32 {p1} to float')}")
+    return b.op(f"fmul float {y1}, {b.op(f'bitcast i32 {p2} to float')}")
 
 
 def exp_f32(b: FnBuilder, x: str) -> str:
-    xc = _intrin(b, "minnum", _intrin(b, "maxnum", x, _c(-104.0)), _c(89.0))
-    n = _intrin(b, "rint", b.op(f"fmul float {xc}, {_c(1.44269504088896341)}"))
+    """NaN flows through every step (the clamp keeps it, float ops propagate it), so no select
+    at the end: 22 vector ops on AVX2 where rint, float->int conversions and the NaN select took 27."""
+    xc = _clamp_keep_nan(b, x, -104.0, 89.0)
+    t = _fma(b, xc, _c(1.44269504088896341), _c(_MAGIC))
+    n = b.op(f"fsub float {t}, {_c(_MAGIC)}")
     r = _fma(b, n, _c(-0.693359375), xc)
     r = _fma(b, n, _c(2.12194440e-4), r)
-    p = _c(_EXP_P[0])
-    for c in _EXP_P[1:]:
-        p = _fma(b, p, r, _c(c))
+    # Estrin's scheme: three dependent FMAs where Horner's has five (the chain is latency-bound)
+    q = [_c(c) for c in reversed(_EXP_P)]          # q[k] multiplies r^k
+    e01, e23, e45 = (_fma(b, q[k + 1], r, q[k]) for k in (0, 2, 4))
     r2 = b.op(f"fmul float {r}, {r}")
+    p = _fma(b, e45, b.op(f"fmul float {r2}, {r2}"), _fma(b, e23, r2, e01))
     y = b.op(f"fadd float {_fma(b, p, r2, r)}, {_c(1.0)}")
-    y = _scale_pow2(b, y, n)
-    nan = b.op(f"fcmp uno float {x}, 0.0")
-    return b.op(f"select i1 {nan}, float {x}, float {y}")
+    return _scale_pow2(b, y, b.op(f"bitcast float {t} to i32"))
 
 
 def tanh_f32(b: FnBuilder, x: str) -> str:
