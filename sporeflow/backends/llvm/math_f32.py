@@ -11,7 +11,7 @@ the gelu*sigmoid chain ~8x slower than a float32 polynomial (measured: 7.2 ms vs
         (one vscalefps); elsewhere ldexp would be a libcall per element, so 2^n is applied in
         two halves built from exponent bits. The kernels it sits in are latency chains (see
         fused._latency_interleave), so depth counts more than op count: the chain at 1M on one
-        AVX2 Zen 3 core went from 1.9-2.1 ms (rint, Horner, conversions, NaN select) to 1.6-1.7.
+        AVX2 Zen 3 core went from 1.9-2.1 ms (Horner, float->int conversions, NaN select) to 1.5-1.6.
         Max error 1 ulp over normal results (tests/test_fusion_llvm.py checks <= 2 ulp); subnormal
         results within one subnormal step.
   tanh  |x| < 0.625: Cephes tanhf odd polynomial; else 1 - 2/(exp(2|x|) + 1); sign restored;
@@ -55,40 +55,42 @@ def _clamp_keep_nan(b: FnBuilder, x: str, lo: float, hi: float) -> str:
     return b.op(f"select i1 {b.op(f'fcmp ogt float {y}, {_c(hi)}')}, float {_c(hi)}, float {y}")
 
 
-def _scale_pow2(b: FnBuilder, y: str, tbits: str) -> str:
-    """y * 2^n for n in [-150, 128] (tbits = MAGIC_BITS + n), overflow to inf, underflow to
-    subnormals. With AVX-512 it is one `llvm.ldexp` (one vscalefps: the gelu*sigmoid chain at 1M
-    on a Zen 4 went from 0.52 to 0.41 ms against the two-halves form); elsewhere ldexp is a
-    libcall per element, so y is scaled by 2^h and 2^(n-h), h = floor(n/2), both normal powers
-    built from exponent bits (y * 2^h is exact, one rounding in all). NaN y stays NaN."""
+def _scale_pow2(b: FnBuilder, q: str, tbits: str) -> str:
+    """(1 + q) * 2^n for n in [-150, 128] (tbits = MAGIC_BITS + n), overflow to inf, underflow
+    to subnormals. With AVX-512 it is one `llvm.ldexp` (one vscalefps: the gelu*sigmoid chain at
+    1M on a Zen 4 went from 0.52 to 0.41 ms against the two-halves form); elsewhere ldexp is a
+    libcall per element, so the value is scaled by 2^h and 2^(n-h), h = floor(n/2), both normal
+    powers built from exponent bits. (1 + q) * 2^h is one exact-scaling FMA (its result stays
+    normal), so the `1 +` costs no extra step of latency; one rounding in all. NaN stays NaN."""
     if hostcpu.host().has("avx512f"):
         b.module.declare("declare float @llvm.ldexp.f32.i32(float, i32)")
+        y = b.op(f"fadd float {q}, {_c(1.0)}")
         return b.op(f"call float @llvm.ldexp.f32.i32(float {y}, i32 {b.op(f'sub i32 {tbits}, {_MAGIC_BITS}')})")
     # MAGIC_BITS and MAGIC_BITS/2 have their low 9 bits clear and the exponent field keeps only
     # those, so (tbits >> 1) + 127 and tbits - (tbits >> 1) + 127 need no MAGIC_BITS taken off
     h = b.op(f"lshr i32 {tbits}, 1")
-    p1 = b.op(f"shl i32 {b.op(f'add i32 {h}, 127')}, 23")
-    t127 = b.op(f"add i32 {tbits}, 127")
-    p2 = b.op(f"shl i32 {b.op(f'sub i32 {t127}, {h}')}, 23")
-    y1 = b.op(f"fmul float {y}, {b.op(f'bitcast i32 {p1} to float')}")
-    return b.op(f"fmul float {y1}, {b.op(f'bitcast i32 {p2} to float')}")
+    e1 = b.op(f"add i32 {h}, 127")
+    e2 = b.op(f"sub i32 {b.op(f'add i32 {tbits}, 127')}, {h}")
+    p1, p2 = (b.op(f"bitcast i32 {b.op(f'shl i32 {e}, 23')} to float") for e in (e1, e2))
+    return b.op(f"fmul float {_fma(b, q, p1, p1)}, {p2}")
 
 
 def exp_f32(b: FnBuilder, x: str) -> str:
     """NaN flows through every step (the clamp keeps it, float ops propagate it), so no select
-    at the end: 22 vector ops on AVX2 where rint, float->int conversions and the NaN select took 27."""
+    at the end: 21 vector ops on AVX2 where rint, float->int conversions and the NaN select took 27.
+    n = rint(m) is on the critical path and m + MAGIC (n's bits, ties to even as rint) beside it."""
     xc = _clamp_keep_nan(b, x, -104.0, 89.0)
-    t = _fma(b, xc, _c(1.44269504088896341), _c(_MAGIC))
-    n = b.op(f"fsub float {t}, {_c(_MAGIC)}")
+    m = b.op(f"fmul float {xc}, {_c(1.44269504088896341)}")
+    n = _intrin(b, "rint", m)
+    tbits = b.op(f"bitcast float {b.op(f'fadd float {m}, {_c(_MAGIC)}')} to i32")
     r = _fma(b, n, _c(-0.693359375), xc)
     r = _fma(b, n, _c(2.12194440e-4), r)
     # Estrin's scheme: three dependent FMAs where Horner's has five (the chain is latency-bound)
-    q = [_c(c) for c in reversed(_EXP_P)]          # q[k] multiplies r^k
-    e01, e23, e45 = (_fma(b, q[k + 1], r, q[k]) for k in (0, 2, 4))
+    c = [_c(v) for v in reversed(_EXP_P)]          # c[k] multiplies r^k
+    e01, e23, e45 = (_fma(b, c[k + 1], r, c[k]) for k in (0, 2, 4))
     r2 = b.op(f"fmul float {r}, {r}")
     p = _fma(b, e45, b.op(f"fmul float {r2}, {r2}"), _fma(b, e23, r2, e01))
-    y = b.op(f"fadd float {_fma(b, p, r2, r)}, {_c(1.0)}")
-    return _scale_pow2(b, y, b.op(f"bitcast float {t} to i32"))
+    return _scale_pow2(b, _fma(b, p, r2, r), tbits)
 
 
 def tanh_f32(b: FnBuilder, x: str) -> str:
