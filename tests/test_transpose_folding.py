@@ -92,3 +92,13 @@ def test_user_code_with_transposed_operands_runs_without_a_transpose_and_its_gra
     di = sf.jit(sf.grad(loss, grad_position=(0, 1)), backend="interp")(tx, tw, td)
     for a, b_ in zip(dl, di):
         np.testing.assert_allclose(a.asnumpy(), b_.asnumpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_graph_with_nothing_to_fold_comes_back_unchanged():
+    """The pass's early exit: nothing to fold returns the same graph (no rebuild), and one
+    foldable transpose in the graph still gets folded."""
+    plain, _ = _graph((), 3, 4, 5, False, True, False, False, float32)
+    assert fold_transposes(plain) is plain
+    folding, _ = _graph((), 3, 4, 5, False, True, True, False, float32)
+    out = fold_transposes(folding)
+    assert out is not folding and [n.op for n in out.nodes] == ["matmul"]
