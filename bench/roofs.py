@@ -18,8 +18,8 @@ CHAINS = 12
 
 def _fma_ir(lanes: int) -> str:
     v = f"<{lanes} x float>"
-    # distinct starting values: with one shared start, LLVM proved the chains equal and merged
-    # them into one (a latency-bound chain of moves: 108-122 GFLOP/s where OpenBLAS's GEMM ran 181)
+    # distinct starting values: with one shared start LLVM proved the chains equal and merged
+    # them into one, rotated through register moves, so the loop no longer measured the FMA pipes
     phis = "\n".join(f"  %a{c} = phi {v} [ splat (float {1 + c / 16:.6e}), %entry ], [ %n{c}, %loop ]"
                       for c in range(CHAINS))
     fmas = "\n".join(f"  %n{c} = call {v} @llvm.fma.v{lanes}f32({v} %a{c}, {v} splat (float 5.000000e-01), "
