@@ -68,13 +68,31 @@ def test_special_values_flow_through_fused_kernels():
     _case(lambda a: ops.softmax(a, -1), x)
 
 
-def test_float32_exp_tanh_within_two_ulp():
-    """Fused float32 kernels use math_f32 (the fast tier): bound checked against float64."""
+class _WithAvx512Scaling:
+    """The host as it is, except that math_f32 takes its AVX-512 form (2^n by llvm.ldexp, a
+    libcall where the host has no vscalefps): that form is checked on every host."""
+    def __init__(self, host):
+        self._host = host
+
+    def has(self, feature: str) -> bool:
+        return feature == "avx512f" or self._host.has(feature)
+
+
+@pytest.mark.parametrize("scaling", ["host", "ldexp"])
+def test_float32_exp_tanh_within_two_ulp(monkeypatch, scaling):
+    """Fused float32 kernels use math_f32 (the fast tier): bound checked against float64, with
+    2^n built from exponent bits (non-AVX-512 hosts) and by ldexp (AVX-512)."""
+    from sporeflow.backends.llvm import hostcpu, math_f32
+    if scaling == "ldexp":
+        host = _WithAvx512Scaling(hostcpu.host())
+        monkeypatch.setattr(math_f32, "hostcpu", type("Host", (), {"host": staticmethod(lambda: host)}))
     x = np.concatenate([np.linspace(-104, 89, 200_001, dtype=np.float32),
                         np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 0.6249, 0.625], np.float32)])
     for fn, ref in ((ops.exp, np.exp), (ops.tanh, np.tanh)):
         tr = sf.jit(lambda a: fn(a) * 1.0).trace(sf.Tensor(x))   # a fused (exact) multiply
-        got = _compile(fuse(tr.graph))(x)[0]
+        exe = _compile(fuse(tr.graph))
+        assert ("@llvm.ldexp" in exe.source) == (scaling == "ldexp" or hostcpu.host().has("avx512f"))
+        got = exe(x)[0]
         with np.errstate(over="ignore"):
             want = ref(x.astype(np.float64)).astype(np.float32)
         normal = np.isfinite(want) & (np.abs(want) > 1.2e-38)
