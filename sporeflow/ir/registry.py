@@ -72,9 +72,9 @@ class OpDef:
     compute_in_f32: bool = True               # half-precision inputs widen to f32 for `impl`
     pure: bool = True                         # False: talks to other processes (collectives); never folded
     monoid: str | None = None                 # a reduction over axes: its combiner, "sum" | "max" | "min"
+                                              # (what fusion's row kernels and the backends accumulate with)
     transpose_flags: tuple = ()               # per operand, the bool attribute that transposes its last
                                               # two axes (matmul); passes/transpose_folding.py reads it
-                                              # (what fusion's row kernels and the backends accumulate with)
     doc: str = ""
 
     def infer_types(self, in_types: Sequence[TensorType], attrs: Attrs) -> list[TensorType]:
