@@ -1,5 +1,7 @@
 """Fused kernels on the LLVM backend equal the interpreter (random programs and the models'
 groups), and each recognized group is rendered as one loop nest, not inlined."""
+import types
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -85,7 +87,7 @@ def test_float32_exp_tanh_within_two_ulp(monkeypatch, scaling):
     from sporeflow.backends.llvm import hostcpu, math_f32
     if scaling == "ldexp":
         host = _WithAvx512Scaling(hostcpu.host())
-        monkeypatch.setattr(math_f32, "hostcpu", type("Host", (), {"host": staticmethod(lambda: host)}))
+        monkeypatch.setattr(math_f32, "hostcpu", types.SimpleNamespace(host=lambda: host))
     x = np.concatenate([np.linspace(-104, 89, 200_001, dtype=np.float32),
                         np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 0.6249, 0.625], np.float32)])
     for fn, ref in ((ops.exp, np.exp), (ops.tanh, np.tanh)):

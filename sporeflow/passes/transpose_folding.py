@@ -32,18 +32,15 @@ def _swaps_last_two(node: Node | None) -> bool:
 
 def _fold(node: Node, rb: Rebuilder) -> list[Value] | None:
     """Any op whose OpDef names `transpose_flags` (matmul: transpose_a, transpose_b)."""
-    flags = node.opdef.transpose_flags
-    if not flags:
+    if not _foldable(node):
         return None
     ins, attrs = list(node.inputs), dict(node.attrs)
-    folded = False
-    for i, flag in enumerate(flags):
+    for i, flag in enumerate(node.opdef.transpose_flags):
         p = ins[i].producer
         if _swaps_last_two(p):
             ins[i] = p.inputs[0]
             attrs[flag] = not attrs[flag]
-            folded = True
-    return rb.emit(node.op, ins, attrs, node) if folded else None
+    return rb.emit(node.op, ins, attrs, node)
 
 
 @register_pass("fold_transposes", opt_level=1)
