@@ -39,10 +39,9 @@ from .gemm import lower_matmul_accumulating
 from ...passes.loop_nest import LoopNest, loop_nest
 from .irgen import BYTES, SHORT_LOOP, FnBuilder, compute_ty, fconst, storage_ty
 from .kernels_elem import REDUCE_LOOPS, collapse, contiguous_strides, _init
-from .math_f32 import fast_rule
 from .parallel import emit_parallel_for
 from . import hostcpu
-from .scalar_ops import SCALAR_RULES, from_compute, to_compute
+from .scalar_ops import SCALAR_RULES, from_compute, scalar_rule, to_compute
 from .codegen import nbytes
 
 _SUF = {"float": "f32", "double": "f64"}
@@ -88,7 +87,7 @@ class _Emitter:
         else:
             n = self.nodes[key]
             args = [self.value(u, index_of) for u in n.inputs]
-            rule = (fast_rule(n.op) if compute_ty(v.dtype) == "float" else None) or SCALAR_RULES[n.op]
+            rule = scalar_rule(n.op, v.dtype)
             r = round_half(self.b, rule(self.b, args, [u.dtype for u in n.inputs], v.dtype, n.attrs), v.dtype)
         self.memo[key] = r
         return r

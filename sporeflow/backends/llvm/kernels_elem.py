@@ -15,7 +15,7 @@ from ...ir.dtypes import as_dtype
 from ...ir.registry import REGISTRY
 from ...primitives.random import PARITY, ROTATIONS
 from .irgen import FnBuilder, compute_ty, fconst, is_unsigned, storage_ty
-from .scalar_ops import SCALAR_RULES, convert, from_compute, to_compute
+from .scalar_ops import SCALAR_RULES, convert, from_compute, scalar_rule, to_compute
 
 
 def contiguous_strides(shape) -> list[int]:
@@ -63,7 +63,7 @@ def lower_elementwise(fx, node, ins, outs) -> None:
     shape = out.shape
     strides = [broadcast_strides(v.shape, shape) for v in node.inputs] + [contiguous_strides(shape)]
     shp, sts = collapse(shape, strides)
-    rule = SCALAR_RULES[node.op]
+    rule = scalar_rule(node.op, out.dtype)
     in_dts = [v.dtype for v in node.inputs]
     with b.loops(shp) as idx:
         args = [load_c(b, p, v.dtype, b.linear(idx, st)) for p, v, st in zip(ins, node.inputs, sts)]

@@ -1,9 +1,11 @@
-"""Single-precision exp and tanh for fused float32 kernels (the fast tier).
+"""Single-precision exp, tanh and erf for float32-computed kernels (the fast tier).
 
 mathfns.py (the accurate tier) evaluates every function in double: within 1 ulp, but a zmm
 register holds 8 doubles instead of 16 floats and the polynomials are degree 13+, which made
 the gelu*sigmoid chain ~8x slower than a float32 polynomial (measured: 7.2 ms vs 0.9 ms for
-1M elements on one core). Fused float32 kernels use these instead (backend-derisk.md 1b):
+1M elements on one core; a lone float32 erf took 41 ms per 1M in its continued fraction).
+Every float32/half kernel, fused or a single op, uses these (scalar_ops.scalar_rule), so
+fusing an op never changes its bits; float64 keeps the accurate tier (backend-derisk.md 1b):
 
   exp   Cephes expf: n = round(x log2 e) by adding 1.5*2^23 (n's integer bits come with it),
         r = x - n ln2 (two-part, FMA), the degree-5 polynomial by Estrin's scheme, then 2^n so
@@ -16,6 +18,7 @@ the gelu*sigmoid chain ~8x slower than a float32 polynomial (measured: 7.2 ms vs
         results within one subnormal step.
   tanh  |x| < 0.625: Cephes tanhf odd polynomial; else 1 - 2/(exp(2|x|) + 1); sign restored;
         +-1 for large |x|. Max error 1 ulp (same test).
+  erf   x + x Q(x^2) below 0.92, 1 - exp(-x^2) R(1/x) up to 3.92, +-1 beyond (see _ERF_Q).
 NaN, +-inf and -0 are handled with explicit selects or flow through (no fast-math assumptions); FMAs are
 explicit llvm.fma calls, no fast-math flags at all.
 """
@@ -113,7 +116,45 @@ def tanh_f32(b: FnBuilder, x: str) -> str:
     return b.op(f"select i1 {nan}, float {x}, float {r}")
 
 
-UNARY_F32 = {"exp": exp_f32, "tanh": tanh_f32}
+# erf: x + x Q(x^2) below 0.921875 (x + x Q in one FMA: writing it x P(x^2) rounds P near 1.128
+# and cost 2.25 ulp); above, 1 - exp(-x^2) R(1/x) (one FMA), R a polynomial in t = 1/x on
+# [0.25, 1.085] (erfc e^(x^2) ~ t/sqrt(pi) is smooth in t, where in x it behaves like 1/x and
+# needs twice the degree); +-1 from 3.921875 on, where erf rounds to 1. Least-squares fits on
+# Chebyshev nodes against mpmath, weighted by each piece's share of erf's error: 0.79 and 0.88
+# ulp in a float32 emulation; the LLVM kernel is checked <= 2 ulp (tests/test_llvm_math.py).
+_ERF_SMALL = 0.921875
+_ERF_ONE = 3.921875
+_ERF_Q = [0.12837916612625122, -0.37612634897232056, 0.11283708363771439, -0.026859957724809647,
+          0.0052021765150129795, -0.0008153788512572646, 8.411055750912055e-05]
+_ERF_R = [-9.787094313651323e-05, 0.562120795249939, 0.0331033393740654, -0.46630600094795227,
+          0.5245421528816223, -0.31543615460395813, 0.1047864630818367, -0.015129147097468376]
+
+
+def _horner(b: FnBuilder, coeffs: list[float], t: str) -> str:
+    """coeffs[0] + coeffs[1] t + ... with FMAs."""
+    p = _c(coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        p = _fma(b, p, t, _c(c))
+    return p
+
+
+def erf_f32(b: FnBuilder, x: str) -> str:
+    """Both pieces are computed and one selected (vector code has no per-lane branch); the large
+    piece's argument is clamped into its interval so its unused lanes stay finite."""
+    ax = _intrin(b, "fabs", x)
+    small = _fma(b, x, _horner(b, _ERF_Q, b.op(f"fmul float {x}, {x}")), x)
+    a = _intrin(b, "maxnum", _intrin(b, "minnum", ax, _c(_ERF_ONE)), _c(_ERF_SMALL))
+    e = exp_f32(b, b.op(f"fneg float {b.op(f'fmul float {a}, {a}')}"))
+    r = _horner(b, _ERF_R, b.op(f"fdiv float {_c(1.0)}, {a}"))
+    big = _fma(b, b.op(f"fneg float {e}"), r, _c(1.0))
+    big = b.op(f"select i1 {b.op(f'fcmp oge float {ax}, {_c(_ERF_ONE)}')}, float {_c(1.0)}, float {big}")
+    big = _intrin(b, "copysign", big, x)
+    r = b.op(f"select i1 {b.op(f'fcmp olt float {ax}, {_c(_ERF_SMALL)}')}, float {small}, float {big}")
+    nan = b.op(f"fcmp uno float {x}, 0.0")
+    return b.op(f"select i1 {nan}, float {x}, float {r}")
+
+
+UNARY_F32 = {"exp": exp_f32, "tanh": tanh_f32, "erf": erf_f32}
 
 
 def fast_rule(op: str):

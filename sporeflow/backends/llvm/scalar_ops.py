@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ...ir.dtypes import DType, as_dtype
-from . import mathfns
+from . import math_f32, mathfns
 from .irgen import FnBuilder, compute_ty, is_unsigned, storage_ty
 
 Rule = Callable[..., str]
@@ -209,4 +209,13 @@ SCALAR_RULES: dict[str, Rule] = {
     **{name: _via_double(fn) for name, fn in mathfns.UNARY.items()},
 }
 
-__all__ = ["SCALAR_RULES", "to_compute", "from_compute", "convert", "storage_ty", "compute_ty"]
+
+
+def scalar_rule(op: str, dt: DType) -> Rule:
+    """The rule for `op` producing `dt`: the float32 fast tier (math_f32) where one exists and
+    the value is computed in float, else SCALAR_RULES (double-precision accurate tier)."""
+    fast = math_f32.fast_rule(op) if compute_ty(dt) == "float" else None
+    return fast or SCALAR_RULES[op]
+
+
+__all__ = ["SCALAR_RULES", "scalar_rule", "to_compute", "from_compute", "convert", "storage_ty", "compute_ty"]
