@@ -48,11 +48,13 @@ def _static_key(x):
 
 @dataclass
 class CacheKey:
+    """Every part is a tuple of hashable values, not of strings: the key is built at every call
+    (formatting the types cost a few µs per argument); `_describe_change` formats them."""
     structure: TreeDef
-    types: tuple
+    types: tuple        # (position, TensorType) of a Tensor, (position, dtype, shape) of an array
     static: tuple
     modes: tuple
-    params: tuple       # "name: type" of every Parameter of the Cells involved
+    params: tuple       # (name, type) of every Parameter of the Cells involved
     param_ids: tuple    # their identities: a replaced Parameter object means a new graph
     backend: str
 
@@ -65,14 +67,28 @@ class CacheKey:
         return tuple(self.parts().values())
 
 
+def _show_type(entry: tuple) -> str:
+    """'#0 f32[2,3]' for a Tensor argument, '#0 float32[2, 3]' for a numpy array."""
+    if len(entry) == 2:
+        return f"#{entry[0]} {entry[1]}"
+    return f"#{entry[0]} {entry[1]}{list(entry[2])}"
+
+
+_SHOW_ENTRY: dict[str, Callable[[Any], str]] = {"tensor types": _show_type,
+                                                "parameter types": lambda e: f"{e[0]}: {e[1]}"}
+
+
 def _describe_change(name: str, old, new) -> str:
     """'tensor types changed: #0 f32[2,3] -> #0 f32[4,3]', listing only the differing entries."""
     if name == "parameter objects":
         return "parameter objects changed (a Cell's Parameter was replaced by another object)"
+    show = _SHOW_ENTRY.get(name, str)
     if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new) and name != "argument structure":
-        diffs = [f"{o} -> {n}" for o, n in zip(old, new) if o != n]
+        diffs = [f"{show(o)} -> {show(n)}" for o, n in zip(old, new) if o != n]
         more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
         return f"{name} changed: " + ", ".join(diffs[:3]) + more
+    if name in _SHOW_ENTRY:
+        old, new = ([show(e) for e in v] for v in (old, new))
     return f"{name} changed: {old} -> {new}"
 
 
@@ -211,13 +227,13 @@ class JitFunction:
 
     # -- key ----------------------------------------------------------------------------------
     def _key(self, leaves: list, td: TreeDef) -> CacheKey:
-        types = tuple(f"#{i} " + (str(x._type) if isinstance(x, Tensor) else f"{x.dtype}{list(x.shape)}")
+        types = tuple((i, x._type) if isinstance(x, Tensor) else (i, x.dtype, x.shape)
                       for i, x in enumerate(leaves) if _is_dynamic(x))
         static = tuple((i, _static_key(x)) for i, x in enumerate(leaves) if not _is_dynamic(x))
         cells = self._cells(leaves)
         params = [p for c in cells for p in c.get_parameters()]
         return CacheKey(td, types, static, tuple(c.training_signature() for c in cells),
-                        tuple(f"{p.name}: {p._type}" for p in params), tuple(id(p) for p in params),
+                        tuple((p.name, p._type) for p in params), tuple(id(p) for p in params),
                         self._backend_key())
 
     def _backend_key(self) -> str:
@@ -366,12 +382,18 @@ def _reachable_cells(obj, found: dict, depth: int) -> None:
         kids = [obj.__self__, obj.__func__]
     elif hasattr(obj, "__code__"):
         kids = [c.cell_contents for c in (obj.__closure__ or ()) if _has_contents(c)]
-        g = getattr(obj, "__globals__", {})
-        kids += [g[n] for n in obj.__code__.co_names if n in g]
+        if not _is_library(obj):    # sporeflow's module globals hold no user Cell; walking them
+            g = getattr(obj, "__globals__", {})    # was 40 of the 48 visits of a grad step's key
+            kids += [g[n] for n in obj.__code__.co_names if n in g]
     for k in kids:
         if isinstance(k, Cell) or callable(k) or isinstance(k, (list, tuple)):
             if not isinstance(k, type):
                 _reachable_cells(k, found, depth - 1)
+
+
+def _is_library(fn) -> bool:
+    """A function of sporeflow itself (its closure may still hold the user's function)."""
+    return (getattr(fn, "__module__", None) or "").startswith("sporeflow.")
 
 
 def _has_contents(cell) -> bool:
