@@ -51,6 +51,14 @@ _MAGIC = 12582912.0
 _MAGIC_BITS = 0x4B400000
 
 
+def _horner(b: FnBuilder, coeffs: list[float], t: str) -> str:
+    """coeffs[0] + coeffs[1] t + ... with FMAs."""
+    p = _c(coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        p = _fma(b, p, t, _c(c))
+    return p
+
+
 def _clamp_keep_nan(b: FnBuilder, x: str, lo: float, hi: float) -> str:
     """min(max(x, lo), hi) with NaN passed through: each is one vmaxps/vminps with x as the
     operand x86 returns on NaN, where minnum/maxnum map NaN to the bound."""
@@ -101,9 +109,7 @@ def tanh_f32(b: FnBuilder, x: str) -> str:
     ax = _intrin(b, "fabs", x)
     # small: x + x^3 P(x^2)
     z = b.op(f"fmul float {x}, {x}")
-    p = _c(_TANH_P[0])
-    for c in _TANH_P[1:]:
-        p = _fma(b, p, z, _c(c))
+    p = _horner(b, _TANH_P[::-1], z)
     small = _fma(b, b.op(f"fmul float {p}, {z}"), x, x)
     # large: 1 - 2 / (exp(2|x|) + 1), sign of x
     e = exp_f32(b, b.op(f"fmul float {_intrin(b, 'minnum', ax, _c(10.0))}, {_c(2.0)}"))
@@ -128,14 +134,6 @@ _ERF_Q = [0.12837916612625122, -0.37612634897232056, 0.11283708363771439, -0.026
           0.0052021765150129795, -0.0008153788512572646, 8.411055750912055e-05]
 _ERF_R = [-9.787094313651323e-05, 0.562120795249939, 0.0331033393740654, -0.46630600094795227,
           0.5245421528816223, -0.31543615460395813, 0.1047864630818367, -0.015129147097468376]
-
-
-def _horner(b: FnBuilder, coeffs: list[float], t: str) -> str:
-    """coeffs[0] + coeffs[1] t + ... with FMAs."""
-    p = _c(coeffs[-1])
-    for c in reversed(coeffs[:-1]):
-        p = _fma(b, p, t, _c(c))
-    return p
 
 
 def erf_f32(b: FnBuilder, x: str) -> str:

@@ -210,7 +210,6 @@ SCALAR_RULES: dict[str, Rule] = {
 }
 
 
-
 def scalar_rule(op: str, dt: DType) -> Rule:
     """The rule for `op` producing `dt`: the float32 fast tier (math_f32) where one exists and
     the value is computed in float, else SCALAR_RULES (double-precision accurate tier)."""
