@@ -165,3 +165,31 @@ def test_llvm_output_arrays_reused_only_when_unreferenced():
     ptr = out.ctypes.data
     del out                               # unreferenced: the next call reuses the buffer
     assert exe(a)[0].ctypes.data == ptr
+
+
+def test_llvm_pointer_tables_follow_every_new_input_array():
+    """The executable keeps each input slot's pointer while the same array comes back; a new
+    array, a freed one whose address is reused, and a strided view (copied) must each be read
+    from their own buffer, and an array updated in place is read afresh."""
+    import gc
+    import pytest
+    pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
+    f = sf.jit(lambda a, b: a * b + 1.0, backend="llvm")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 300)).astype(np.float32)
+    f(sf.Tensor(a), sf.Tensor(b))
+    exe = next(iter(f._cache.values())).executable
+    for step in range(6):
+        if step % 2:
+            a = rng.standard_normal(300).astype(np.float32)     # a new array in slot 0
+        if step == 3:
+            del b
+            gc.collect()
+            b = rng.standard_normal(300).astype(np.float32)     # may land on b's old address
+        np.testing.assert_array_equal(exe(a, b)[0], a * b + 1.0)
+        a[:] += 1.0                                              # same array, new contents
+        np.testing.assert_array_equal(exe(a, b)[0], a * b + 1.0)
+        np.testing.assert_array_equal(exe(b, a)[0], a * b + 1.0)     # the arrays swap slots
+    wide = rng.standard_normal((300, 2)).astype(np.float32)
+    np.testing.assert_array_equal(exe(wide[:, 1], b)[0], wide[:, 1] * b + 1.0)
+    np.testing.assert_array_equal(f(sf.Tensor(a), sf.Tensor(b)).asnumpy(), a * b + 1.0)

@@ -194,7 +194,7 @@ class Compiled:
             # Parameters: their updates come back on the device)
             arrays = [a if dev.is_array(a) else dev.upload(a) for a in arrays]
         outs = self.executable(*arrays)
-        results = [Tensor._wrap(a, v.type.dtype) for a, v in zip(outs[:t.n_outputs], t.graph.outputs)]
+        results = [Tensor._wrap(a, v.type.dtype, v.type) for a, v in zip(outs[:t.n_outputs], t.graph.outputs)]
         for p, a in zip(t.updated, outs[t.n_outputs:]):
             p._assign_storage(a)
         return join_leaves(t.out_tree, t.out_static, results)

@@ -85,9 +85,10 @@ class Tensor:
         self._type = TensorType(self._data.shape, self._dtype)
 
     @classmethod
-    def _wrap(cls, arr: np.ndarray, dtype: DType) -> "Tensor":
+    def _wrap(cls, arr: np.ndarray, dtype: DType, ttype: TensorType | None = None) -> "Tensor":
+        """ttype: the array's known type (a compiled graph's output), saving its construction."""
         t = object.__new__(Tensor)
-        t._data, t._dtype, t._type = arr, dtype, TensorType(arr.shape, dtype)
+        t._data, t._dtype, t._type = arr, dtype, ttype or TensorType(arr.shape, dtype)
         return t
 
     # -- properties ------------------------------------------------------------------------
