@@ -43,7 +43,7 @@ def ulp_error_f32(got, exact):
     return np.max(np.abs(got[fin].astype(np.float64) - exact[fin]) / sp[fin], initial=0.0)
 
 
-# float32 exp/tanh/erf take the single-precision fast tier (math_f32.py) in every kernel,
+# float32 exp/tanh/erf/log take the single-precision fast tier (math_f32.py) in every kernel,
 # fused or not; the rest widen to the double accurate tier.
 F32_ULP = {op: 2.0 if op in UNARY_F32 else 1.0 for op in SAMPLES}
 
@@ -64,6 +64,17 @@ def test_float32_erf_dense_and_at_its_piece_edges():
     x = np.concatenate([np.linspace(-5, 5, 400001, dtype=np.float32), near, -near])
     exact = np.vectorize(math.erf)(x.astype(np.float64))
     assert ulp_error_f32(run_unary("erf", x, D.float32), exact) <= F32_ULP["erf"]
+
+
+def test_float32_log_over_a_whole_binade_subnormals_and_its_switch_point():
+    """log_f32 splits x into 2^e m with m in [sqrt(1/2), sqrt(2)): every 5th float of [0.5, 2),
+    every float within 300 ulp of sqrt(1/2) and sqrt(2), and subnormals (scaled before the split)."""
+    bits = lambda v: np.float32(v).view(np.int32)     # noqa: E731
+    edges = [np.arange(bits(e) - 300, bits(e) + 300, dtype=np.int32) for e in (np.sqrt(0.5), np.sqrt(2.0))]
+    x = np.concatenate([np.arange(bits(0.5), bits(2.0), 5, dtype=np.int32), *edges,
+                        np.arange(1, 1 << 23, 4099, dtype=np.int32)]).view(np.float32)
+    exact = np.log(x.astype(np.float64))
+    assert ulp_error_f32(run_unary("log", x, D.float32), exact) <= F32_ULP["log"]
 
 
 @pytest.mark.parametrize("op", sorted(SAMPLES))

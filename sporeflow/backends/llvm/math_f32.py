@@ -1,4 +1,4 @@
-"""Single-precision exp, tanh and erf for float32-computed kernels (the fast tier).
+"""Single-precision exp, tanh, erf and log for float32-computed kernels (the fast tier).
 
 mathfns.py (the accurate tier) evaluates every function in double: within 1 ulp, but a zmm
 register holds 8 doubles instead of 16 floats and the polynomials are degree 13+, which made
@@ -19,6 +19,10 @@ fusing an op never changes its bits; float64 keeps the accurate tier (backend-de
   tanh  |x| < 0.625: Cephes tanhf odd polynomial; else 1 - 2/(exp(2|x|) + 1); sign restored;
         +-1 for large |x|. Max error 1 ulp (same test).
   erf   x + x Q(x^2) below 0.92, 1 - exp(-x^2) R(1/x) up to 3.92, +-1 beyond (see _ERF_Q).
+  log   Cephes logf: e and m from x's bits (subnormals scaled by 2^23 first), e ln2 in two
+        parts plus log(1 + f), f = m - 1. Max error 0.80 ulp over 4.5M floats (every 7th float of
+        [0.5, 2), log-uniform over the normal range, subnormals); 0.39 against 1.13 ms per 1M on
+        one core (the accurate tier in double).
 NaN, +-inf and -0 are handled with explicit selects or flow through (no fast-math assumptions); FMAs are
 explicit llvm.fma calls, no fast-math flags at all.
 """
@@ -152,7 +156,40 @@ def erf_f32(b: FnBuilder, x: str) -> str:
     return b.op(f"select i1 {nan}, float {x}, float {r}")
 
 
-UNARY_F32 = {"exp": exp_f32, "tanh": tanh_f32, "erf": erf_f32}
+# log: Cephes logf's polynomial, log(1 + f) = f - f^2/2 + f^3 P(f) for f = m - 1, m in
+# [sqrt(1/2), sqrt(2)); the exponent and mantissa come from integer ops on the bits
+_LOG_P = [3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1,
+          -1.2420140846e-1, 1.1676998740e-1, -1.1514610310e-1, 7.0376836292e-2]
+_SQRT_HALF_BITS = 0x3F3504F3
+_SUBNORMAL_SCALE = 2.0 ** 23
+_FLT_MIN = 2.0 ** -126
+
+
+def log_f32(b: FnBuilder, x: str) -> str:
+    """Subnormals are scaled by 2^23 first (their exponent field is 0). e = the exponent of x
+    relative to sqrt(1/2), m = x / 2^e in [sqrt(1/2), sqrt(2)) (both from x's bits minus
+    sqrt(1/2)'s), then e ln2 (two-part) + log(m). x < 0 and NaN give NaN, 0 gives -inf, +inf
+    stays +inf: selects at the end, as no step below is defined for them."""
+    tiny = b.op(f"fcmp olt float {x}, {_c(_FLT_MIN)}")
+    xs = b.op(f"select i1 {tiny}, float {b.op(f'fmul float {x}, {_c(_SUBNORMAL_SCALE)}')}, float {x}")
+    rel = b.op(f"sub i32 {b.op(f'bitcast float {xs} to i32')}, {_SQRT_HALF_BITS}")
+    e_int = b.op(f"sub i32 {b.op(f'ashr i32 {rel}, 23')}, {b.op(f'select i1 {tiny}, i32 23, i32 0')}")
+    m_bits = b.op(f"add i32 {b.op(f'and i32 {rel}, 8388607')}, {_SQRT_HALF_BITS}")
+    f = b.op(f"fsub float {b.op(f'bitcast i32 {m_bits} to float')}, {_c(1.0)}")
+    e = b.op(f"sitofp i32 {e_int} to float")
+    z = b.op(f"fmul float {f}, {f}")
+    y = b.op(f"fmul float {b.op(f'fmul float {_horner(b, _LOG_P, f)}, {f}')}, {z}")     # f^3 P(f)
+    y = _fma(b, e, _c(-2.12194440e-4), y)
+    y = _fma(b, z, _c(-0.5), y)
+    r = _fma(b, e, _c(0.693359375), b.op(f"fadd float {f}, {y}"))
+    inf, ninf, nan = _c(float("inf")), _c(float("-inf")), _c(float("nan"))
+    r = b.op(f"select i1 {b.op(f'fcmp oeq float {x}, {inf}')}, float {x}, float {r}")
+    r = b.op(f"select i1 {b.op(f'fcmp oeq float {x}, 0.0')}, float {ninf}, float {r}")
+    bad = b.op(f"fcmp ult float {x}, 0.0")             # x < 0 or NaN
+    return b.op(f"select i1 {bad}, float {nan}, float {r}")
+
+
+UNARY_F32 = {"exp": exp_f32, "tanh": tanh_f32, "erf": erf_f32, "log": log_f32}
 
 
 def fast_rule(op: str):
