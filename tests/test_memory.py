@@ -165,6 +165,14 @@ def test_llvm_output_arrays_reused_only_when_unreferenced():
     ptr = out.ctypes.data
     del out                               # unreferenced: the next call reuses the buffer
     assert exe(a)[0].ctypes.data == ptr
+    import weakref
+    y = f(x)                              # `y = f(x)` in a loop: two arrays take turns, none freed
+    seen = []
+    for _ in range(6):
+        y = f(x)
+        seen.append(weakref.ref(y._data))
+    assert all(r() is not None for r in seen) and len({id(r()) for r in seen}) == 2
+    np.testing.assert_array_equal(y.asnumpy(), keep)
 
 
 def test_llvm_pointer_tables_follow_every_new_input_array():
