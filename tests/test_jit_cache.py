@@ -273,3 +273,22 @@ def test_retraces_are_logged_and_explained(caplog):
         assert any(r.levelno == logging.WARNING and "retracing" in r.getMessage() for r in caplog.records)
     finally:
         sf.set_context(jit_explain=False)
+
+
+def test_flatten_call_shortcut_matches_tree_flatten():
+    """sf.jit's call flattens plain positional arguments without walking them; the leaves and
+    the TreeDef must be those tree_flatten gives, and anything else takes tree_flatten."""
+    from collections import namedtuple
+    from sporeflow.frontend.jit import _LEAF_TYPES
+    from sporeflow.frontend.pytree import flatten_call, tree_flatten
+    Pair = namedtuple("Pair", "a b")
+    p = sf.Parameter(T(2), name="p")
+    for args, kwargs in [((), {}), ((T(2),), {}), ((T(2), p, 3, 2.5, True), {}), ((np.ones(2),), {}),
+                         ((T(2), (T(1), None)), {}), ((Pair(T(1), T(2)),), {}), ((T(2),), {"k": T(1)})]:
+        got_leaves, got_td = flatten_call(args, kwargs, _LEAF_TYPES)
+        want_leaves, want_td = tree_flatten((args, kwargs))
+        assert got_td == want_td and hash(got_td) == hash(want_td) and repr(got_td) == repr(want_td)
+        assert len(got_leaves) == len(want_leaves) and all(a is b for a, b in zip(got_leaves, want_leaves))
+    jf = sf.jit(lambda x, pair: x + pair.a * pair.b)          # a namedtuple argument still opens up
+    assert np.allclose(jf(T(2), Pair(T(2, seed=1), T(2, seed=2))).asnumpy(),
+                       T(2).asnumpy() + T(2, seed=1).asnumpy() * T(2, seed=2).asnumpy())

@@ -21,7 +21,7 @@ from ..ir import comm
 from ..ir.graph import Graph
 from ..core.source import api_boundary
 from .autograph import convert
-from .pytree import TreeDef, join_leaves, split_leaves, tree_flatten, tree_unflatten
+from .pytree import TreeDef, flatten_call, join_leaves, split_leaves, tree_flatten, tree_unflatten
 from .tensor import Parameter, Tensor
 from ..core.trace import Trace, current_trace
 from ..backends import get_backend
@@ -34,6 +34,10 @@ RETRACE_WARNING = 10   # trace count at which a function gets one warning that i
 
 def _is_dynamic(x) -> bool:
     return isinstance(x, (Tensor, np.ndarray))
+
+
+# argument types flatten_call may take as leaves without walking them (none is a container)
+_LEAF_TYPES = (Tensor, Parameter, np.ndarray, int, float, bool)
 
 
 def _static_key(x):
@@ -309,7 +313,7 @@ class JitFunction:
     def __call__(self, *args, **kwargs):
         if current_trace() is not None:
             return convert(self.fn)(*args, **kwargs)   # nested: inline into the enclosing trace
-        leaves, td = tree_flatten((args, kwargs))
+        leaves, td = flatten_call(args, kwargs, _LEAF_TYPES)
         return self._compiled_for(leaves, td)([x for x in leaves if _is_dynamic(x)])
 
     @api_boundary
