@@ -1,6 +1,9 @@
 """Memory planning: buffers are reused only between values whose lives do not overlap, in-place
 writes happen only where declared safe, and a train step's parameters are written back into
 their own buffers. Checked by running graphs through an arena that follows the plan."""
+import gc
+import weakref
+
 import numpy as np
 from hypothesis import given
 
@@ -165,7 +168,6 @@ def test_llvm_output_arrays_reused_only_when_unreferenced():
     ptr = out.ctypes.data
     del out                               # unreferenced: the next call reuses the buffer
     assert exe(a)[0].ctypes.data == ptr
-    import weakref
     y = f(x)                              # `y = f(x)` in a loop: two arrays take turns, none freed
     seen = []
     for _ in range(6):
@@ -179,7 +181,6 @@ def test_llvm_pointer_tables_follow_every_new_input_array():
     """The executable keeps each input slot's pointer while the same array comes back; a new
     array, a freed one whose address is reused, and a strided view (copied) must each be read
     from their own buffer, and an array updated in place is read afresh."""
-    import gc
     import pytest
     pytest.importorskip("sporeflow.backends.llvm", reason="LLVM backend not present")
     f = sf.jit(lambda a, b: a * b + 1.0, backend="llvm")

@@ -22,6 +22,7 @@ from .codegen import generate
 POOL_MIN_BYTES = 1 << 16   # smaller outputs come from malloc's free lists anyway
 POOL_DEPTH = 2
 
+
 def _dead() -> None:
     """A weak reference that never matches: an input slot not filled yet."""
     return None
